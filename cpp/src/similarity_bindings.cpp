@@ -1,0 +1,128 @@
+// Binding of similarity_topk. Inputs were validated and canonicalised by
+// recforge.kernels (sorted, duplicate-free CSR; finite values; matching dtypes).
+#include <pybind11/numpy.h>
+#include <pybind11/pybind11.h>
+
+#include <cstdint>
+#include <limits>
+#include <stdexcept>
+
+#include "recforge/similarity.hpp"
+
+namespace py = pybind11;
+using namespace recforge;
+using namespace recforge::similarity;
+
+namespace {
+
+template <class T, class I>
+CsrView<T, I> view(const py::array& indptr, const py::array& indices, const py::object& data,
+                   int64_t rows, int64_t cols) {
+    const T* values = data.is_none() ? nullptr : static_cast<const T*>(py::cast<py::array>(data).data());
+    return CsrView<T, I>{static_cast<const I*>(indptr.data()), static_cast<const I*>(indices.data()),
+                         values, rows, cols};
+}
+
+template <class T>
+const T* optional_ptr(const py::object& a) {
+    return a.is_none() ? nullptr : static_cast<const T*>(py::cast<py::array>(a).data());
+}
+
+// Packs row results into CSR arrays (indptr, indices, data); index dtype = int32 when it fits.
+template <class T, class I>
+py::tuple to_csr(RowResults<T, I>&& r, int num_threads) {
+    const int64_t m = static_cast<int64_t>(r.counts.size());
+    int64_t total = 0;
+    for (int64_t i = 0; i < m; ++i) total += r.counts[i];
+    const bool wide = sizeof(I) == 8 || total > std::numeric_limits<int32_t>::max();
+    auto fill = [&](auto* indptr, auto* indices, T* data) {
+        using J = std::remove_pointer_t<decltype(indptr)>;
+        indptr[0] = 0;
+        for (int64_t i = 0; i < m; ++i) indptr[i + 1] = indptr[i] + static_cast<J>(r.counts[i]);
+        py::gil_scoped_release release;
+#pragma omp parallel for num_threads(num_threads) schedule(static)
+        for (int64_t i = 0; i < m; ++i) {
+            const auto* row = &r.entries[static_cast<size_t>(i * r.k)];
+            for (int64_t t = 0; t < r.counts[i]; ++t) {
+                indices[indptr[i] + t] = static_cast<J>(row[t].index);
+                data[indptr[i] + t] = row[t].score;
+            }
+        }
+    };
+    py::array_t<T> data(total);
+    if (wide) {
+        py::array_t<int64_t> indptr(m + 1), indices(total);
+        fill(indptr.mutable_data(), indices.mutable_data(), data.mutable_data());
+        return py::make_tuple(indptr, indices, data);
+    }
+    py::array_t<int32_t> indptr(m + 1), indices(total);
+    fill(indptr.mutable_data(), indices.mutable_data(), data.mutable_data());
+    return py::make_tuple(indptr, indices, data);
+}
+
+template <class T, class I>
+py::tuple run_typed(const py::array& x_indptr, const py::array& x_indices, const py::object& x_data,
+                    int64_t m, int64_t d, const py::array& yt_indptr, const py::array& yt_indices,
+                    const py::object& yt_data, int64_t n, int kind, bool count, int64_t k,
+                    double shrink, double min_support, const py::object& x_scale,
+                    const py::object& y_scale, const py::object& x_size, const py::object& y_size,
+                    bool symmetric, int num_threads) {
+    const auto x = view<T, I>(x_indptr, x_indices, x_data, m, d);
+    const auto yt = view<T, I>(yt_indptr, yt_indices, yt_data, d, n);
+    Context<T> ctx;
+    ctx.x_scale = optional_ptr<T>(x_scale);
+    ctx.y_scale = optional_ptr<T>(y_scale);
+    ctx.x_size = optional_ptr<int64_t>(x_size);
+    ctx.y_size = optional_ptr<int64_t>(y_size);
+    ctx.shrink = shrink;
+    ctx.min_support = min_support;
+    RowResults<T, I> result;
+    {
+        py::gil_scoped_release release;
+        auto go = [&](auto policy) {
+            using P = decltype(policy);
+            result = Kernel<P, T, I>(x, yt, ctx, k, symmetric).run(num_threads);
+        };
+        switch (static_cast<Kind>(kind)) {
+            case Kind::Dot:
+                if (count) go(DotPolicy<T, true>{}); else go(DotPolicy<T, false>{});
+                break;
+            case Kind::Jaccard: go(JaccardPolicy<T>{}); break;
+            case Kind::Pearson: go(PearsonPolicy<T>{}); break;
+            case Kind::Msd: go(MsdPolicy<T>{}); break;
+        }
+    }
+    return to_csr(std::move(result), num_threads);
+}
+
+py::tuple similarity_topk(const py::array& x_indptr, const py::array& x_indices, const py::object& x_data,
+                          int64_t m, int64_t d, const py::array& yt_indptr, const py::array& yt_indices,
+                          const py::object& yt_data, int64_t n, int kind, bool count, int64_t k,
+                          double shrink, double min_support, const py::object& x_scale,
+                          const py::object& y_scale, const py::object& x_size,
+                          const py::object& y_size, bool symmetric, int num_threads) {
+    const bool f64 = py::cast<py::array>(x_data).dtype().itemsize() == 8;
+    const bool i64 = x_indices.dtype().itemsize() == 8;
+#define RECFORGE_SIM_CALL(T, I)                                                                      \
+    return run_typed<T, I>(x_indptr, x_indices, x_data, m, d, yt_indptr, yt_indices, yt_data, n,   \
+                           kind, count, k, shrink, min_support, x_scale, y_scale, x_size, y_size,  \
+                           symmetric, num_threads)
+    if (f64) {
+        if (i64) RECFORGE_SIM_CALL(double, int64_t);
+        RECFORGE_SIM_CALL(double, int32_t);
+    }
+    if (i64) RECFORGE_SIM_CALL(float, int64_t);
+    RECFORGE_SIM_CALL(float, int32_t);
+#undef RECFORGE_SIM_CALL
+}
+
+}  // namespace
+
+void register_similarity(py::module_& m) {
+    m.def("similarity_topk", &similarity_topk, py::arg("x_indptr"), py::arg("x_indices"),
+          py::arg("x_data"), py::arg("m"), py::arg("d"), py::arg("yt_indptr"), py::arg("yt_indices"),
+          py::arg("yt_data"), py::arg("n"), py::arg("kind"), py::arg("count"), py::arg("k"),
+          py::arg("shrink"), py::arg("min_support"), py::arg("x_scale"), py::arg("y_scale"),
+          py::arg("x_size"), py::arg("y_size"), py::arg("symmetric"), py::arg("num_threads"),
+          "Unchecked core of recforge.kernels.similarity_topk; returns (indptr, indices, data).");
+}

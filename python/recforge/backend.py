@@ -1,0 +1,110 @@
+"""Hardware detection, backend choice and thread counts.
+
+``backend="auto"`` picks CUDA when the input already lives on a GPU (a cupy array or a CUDA
+torch tensor) or when ``RECFORGE_BACKEND=cuda`` is set, else the CPU. An explicit
+``backend="cuda"`` without a usable GPU raises :class:`BackendUnavailableError` saying why;
+recforge never falls back silently from a backend that was asked for by name.
+"""
+from __future__ import annotations
+
+import os
+import platform
+from dataclasses import dataclass, field
+from typing import Any
+
+from recforge import _core
+
+BACKEND_NAMES = ("auto", "cpu", "cuda")
+
+
+class BackendUnavailableError(RuntimeError):
+    """The backend asked for by name cannot run here; the message says why."""
+
+
+@dataclass
+class BackendInfo:
+    """What :func:`backends` reports for one backend."""
+
+    name: str
+    usable: bool
+    reason: str = ""
+    details: dict[str, Any] = field(default_factory=dict)
+
+
+def cpu_info() -> dict[str, Any]:
+    """Facts about the CPU core: ISA it was compiled for, features found at run time, threads."""
+    build = dict(_core.build_info())
+    return {
+        "processor": platform.processor() or platform.machine(),
+        "compiled_isa": build["compiled_isa"],
+        "cpu_features": list(_core.cpu_features()),
+        "openmp_threads": int(_core.max_threads()),
+        "processors": int(_core.num_procs()),
+        "compiler": build["compiler"],
+        "build_type": build["build_type"],
+        "openmp_version": build["openmp"],
+    }
+
+
+def _load_cuda_module():
+    """The compiled CUDA module, or None with the reason it cannot be imported."""
+    try:
+        from recforge import _cuda  # type: ignore[attr-defined]
+    except ImportError as exc:
+        return None, f"recforge._cuda is not built into this installation ({exc})"
+    return _cuda, ""
+
+
+def cuda_info() -> BackendInfo:
+    """Whether CUDA is usable, with device name, compute capability, memory and versions."""
+    module, reason = _load_cuda_module()
+    if module is None:
+        return BackendInfo("cuda", False, reason)
+    try:
+        details = dict(module.device_info())
+    except Exception as exc:  # the driver reports no device, no driver, or a version mismatch
+        return BackendInfo("cuda", False, str(exc))
+    if not details.get("devices"):
+        return BackendInfo("cuda", False, details.get("reason", "no CUDA device found"), details)
+    return BackendInfo("cuda", True, "", details)
+
+
+def backends() -> list[BackendInfo]:
+    """Every backend with whether it is usable here and, when not, why."""
+    return [BackendInfo("cpu", True, "", cpu_info()), cuda_info()]
+
+
+def resolve_num_threads(num_threads: int) -> int:
+    """``0`` means every core OpenMP may use; a negative count is an error."""
+    if isinstance(num_threads, bool) or not isinstance(num_threads, (int,)) and not hasattr(num_threads, "__index__"):
+        raise TypeError(f"num_threads must be an integer, got {type(num_threads).__name__}")
+    num_threads = int(num_threads)
+    if num_threads < 0:
+        raise ValueError(f"num_threads must be >= 0 (0 means all cores), got {num_threads}")
+    return num_threads or int(_core.max_threads())
+
+
+def on_gpu(array: Any) -> bool:
+    """True for arrays that live in GPU memory (cupy, CUDA torch tensors, CUDA array interface)."""
+    if hasattr(array, "__cuda_array_interface__"):
+        return True
+    device = getattr(array, "device", None)
+    return getattr(device, "type", None) == "cuda"
+
+
+def resolve_backend(backend: str, *arrays: Any, supported: tuple[str, ...] = ("cpu", "cuda")) -> str:
+    """Pick ``"cpu"`` or ``"cuda"`` for a kernel call, or raise saying why the choice is impossible."""
+    if backend not in BACKEND_NAMES:
+        raise ValueError(f"backend must be one of {BACKEND_NAMES}, got {backend!r}")
+    if backend == "auto":
+        wanted = os.environ.get("RECFORGE_BACKEND", "").strip().lower()
+        if wanted and wanted not in ("auto", "cpu", "cuda"):
+            raise ValueError(f"RECFORGE_BACKEND must be 'auto', 'cpu' or 'cuda', got {wanted!r}")
+        backend = "cuda" if wanted == "cuda" or any(on_gpu(a) for a in arrays if a is not None) else "cpu"
+    if backend == "cuda":
+        if "cuda" not in supported:
+            raise BackendUnavailableError("this kernel has no CUDA implementation; use backend='cpu'")
+        info = cuda_info()
+        if not info.usable:
+            raise BackendUnavailableError(f"backend='cuda' was requested but CUDA is not usable: {info.reason}")
+    return backend

@@ -1,0 +1,163 @@
+"""similarity_topk: for each row of X, the k most similar rows of Y (exact, sparse)."""
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import scipy.sparse as sp
+
+from recforge import _core
+from recforge.backend import resolve_backend, resolve_num_threads
+from recforge.kernels import _validation as v
+
+METRICS = ("dot", "cosine", "jaccard", "pearson", "msd", "adjusted_cosine", "bm25", "tfidf")
+
+# Kernel kinds of the compiled core (recforge/similarity.hpp: Kind).
+_DOT, _JACCARD, _PEARSON, _MSD = 0, 1, 2, 3
+
+BM25_K1 = 1.2
+BM25_B = 0.75
+
+
+def similarity_topk(X: Any, k: int, Y: Any = None, *, metric: str = "cosine", shrink: float = 0.0,
+                    min_support: int = 1, num_threads: int = 0, backend: str = "auto") -> sp.csr_matrix:
+    r"""For each row of X, the k rows of Y with the highest similarity, as a sparse m x n CSR.
+
+    Row i of the result holds at most k entries, stored best first (ties: smaller column
+    first). Pairs whose similarity is exactly 0 (e.g. nothing in common) are never returned;
+    negative similarities are returned when they are among the k best. ``Y=None`` compares
+    the rows of X with each other and never returns a row as its own neighbour. ``k`` larger
+    than n returns every non-zero neighbour. Stored zeros count as missing entries.
+
+    Metrics (x, y rows of X and Y; C = dimensions where both are stored, n = |C|):
+
+    - ``dot``: :math:`\sum_c x_c y_c`
+    - ``cosine``: :math:`x \cdot y / (\|x\| \|y\|)`
+    - ``jaccard``: :math:`|x \cap y| / |x \cup y|` on the pattern of stored entries
+    - ``pearson`` (Surprise): :math:`(n\sum xy - \sum x \sum y) /
+      \sqrt{(n\sum x^2 - (\sum x)^2)(n\sum y^2 - (\sum y)^2)}`, sums over C; 0 when the
+      denominator is 0
+    - ``msd`` (Surprise): :math:`1 / (\frac{1}{n}\sum_C (x_c - y_c)^2 + 1)`
+    - ``adjusted_cosine``: cosine after subtracting from every stored value the mean of the
+      stored values of its column (over X, and Y when given); for item-item similarity on an
+      item x user matrix that is each user's mean rating
+    - ``tfidf``: cosine of :math:`\sqrt{v}\,\mathrm{idf}_c` with
+      :math:`\mathrm{idf}_c = \log N - \log(1 + \mathrm{df}_c)` (implicit's weighting)
+    - ``bm25``: cosine of :math:`v (K_1 + 1) / (K_1 L_r + v)\,\mathrm{idf}_c` with
+      :math:`L_r = 1 - B + B\,|r| / \overline{|r|}`, :math:`K_1 = 1.2, B = 0.75` (implicit's
+      BM25Recommender parameters; implicit then takes the plain dot product, recforge the cosine)
+
+    For ``tfidf``/``bm25`` the rows are documents and the columns terms; N, df and the mean
+    row length come from Y (the corpus), or X when Y is None.
+
+    ``min_support``: pairs with fewer than this many co-stored dimensions score 0 (are dropped).
+    ``shrink``: Koren's shrinkage :math:`s \cdot n / (n + \mathrm{shrink})` on top of any metric.
+
+    Memory is O(num_threads x n + output): neither a dense m x n matrix nor the full sparse
+    product is ever formed. ``num_threads=0`` uses every core; the GIL is released meanwhile.
+    Returns float32 scores, or float64 when X or Y is float64.
+    """
+    k = v.check_positive_int(k, "k")
+    if metric not in METRICS:
+        raise ValueError(f"metric must be one of {METRICS}, got {metric!r}")
+    shrink = v.check_non_negative_float(shrink, "shrink")
+    min_support = v.check_positive_int(min_support, "min_support")
+    threads = resolve_num_threads(num_threads)
+    resolve_backend(backend, X, Y, supported=("cpu",))
+
+    X = v.as_csr(X, "X")
+    symmetric = Y is None
+    if not symmetric:
+        Y = v.as_csr(Y, "Y")
+        if X.shape[1] != Y.shape[1]:
+            raise ValueError(f"X and Y must have the same number of columns, got {X.shape[1]} and {Y.shape[1]}")
+        dtype = v.common_value_dtype(X.dtype, Y.dtype)
+        X, Y = v.with_value_dtype(X, dtype), v.with_value_dtype(Y, dtype)
+    m, d = X.shape
+    n = m if symmetric else Y.shape[0]
+    if m == 0 or n == 0 or X.nnz == 0 or (not symmetric and Y.nnz == 0):
+        return sp.csr_matrix((m, n), dtype=X.dtype)
+
+    X, Y, kind, x_scale, y_scale, x_size, y_size = _prepare(metric, X, None if symmetric else Y)
+    count = kind == _DOT and (shrink > 0 or min_support > 1)
+    corpus = X if Y is None else Y
+    Yt = v.transpose_csr(corpus)
+    idx = v.index_dtype_for(X, Yt)
+    xp, xi, xd = v.core_arrays(X, idx)
+    tp, ti, td = v.core_arrays(Yt, idx)
+    use_values = kind != _JACCARD
+    indptr, indices, data = _core.similarity_topk(
+        xp, xi, xd if use_values else None, m, d, tp, ti, td if use_values else None, n,
+        kind, count, min(k, n), shrink, float(min_support),
+        x_scale, y_scale, x_size, y_size, symmetric, threads)
+    return sp.csr_matrix((data, indices, indptr), shape=(m, n))
+
+
+def _prepare(metric: str, X: sp.csr_matrix, Y: sp.csr_matrix | None):
+    """Reweighted operands, kernel kind, and per-row scales (1/norm) or sizes for the metric."""
+    none = None
+    if metric == "dot":
+        return X, Y, _DOT, none, none, none, none
+    if metric == "pearson":
+        return X, Y, _PEARSON, none, none, none, none
+    if metric == "msd":
+        return X, Y, _MSD, none, none, none, none
+    if metric == "jaccard":
+        x_size = np.diff(X.indptr).astype(np.int64)
+        y_size = x_size if Y is None else np.diff(Y.indptr).astype(np.int64)
+        return X, Y, _JACCARD, none, none, x_size, y_size
+    if metric == "adjusted_cosine":
+        X, Y = _center_columns(X, Y)
+    elif metric in ("tfidf", "bm25"):
+        X, Y = _weight_rows(metric, X, Y)
+    x_scale = _inverse_norms(X)
+    y_scale = x_scale if Y is None else _inverse_norms(Y)
+    return X, Y, _DOT, x_scale, y_scale, none, none
+
+
+def _inverse_norms(X: sp.csr_matrix) -> np.ndarray:
+    """1 / ||row||_2, and 0 for empty rows."""
+    sq = np.bincount(np.repeat(np.arange(X.shape[0]), np.diff(X.indptr)),
+                     weights=np.square(X.data, dtype=np.float64), minlength=X.shape[0])
+    with np.errstate(divide="ignore"):
+        inv = np.where(sq > 0, 1.0 / np.sqrt(sq), 0.0)
+    return inv.astype(X.dtype)
+
+
+def _with_data(X: sp.csr_matrix, data: np.ndarray) -> sp.csr_matrix:
+    return sp.csr_matrix((data.astype(X.dtype, copy=False), X.indices, X.indptr), shape=X.shape)
+
+
+def _center_columns(X: sp.csr_matrix, Y: sp.csr_matrix | None):
+    """Subtract from each stored value the mean of its column's stored values."""
+    parts = [X] if Y is None else [X, Y]
+    d = X.shape[1]
+    sums = sum(np.bincount(P.indices, weights=P.data, minlength=d) for P in parts)
+    counts = sum(np.bincount(P.indices, minlength=d) for P in parts)
+    means = np.divide(sums, counts, out=np.zeros(d), where=counts > 0)
+    centred = [_with_data(P, P.data - means[P.indices]) for P in parts]
+    return centred[0], (None if Y is None else centred[1])
+
+
+def _weight_rows(metric: str, X: sp.csr_matrix, Y: sp.csr_matrix | None):
+    """TF-IDF or BM25 weights, rows as documents; corpus statistics from Y (or X)."""
+    for name, P in (("X", X), ("Y", Y)):
+        if P is not None and P.nnz and P.data.min() < 0:
+            raise ValueError(f"{name} must be non-negative for metric={metric!r} (counts or weights)")
+    corpus = X if Y is None else Y
+    N = corpus.shape[0]
+    df = np.bincount(corpus.indices, minlength=corpus.shape[1])
+    idf = np.log(N) - np.log1p(df)
+    avg_len = corpus.sum(axis=1, dtype=np.float64).mean() if metric == "bm25" else 0.0
+
+    def weigh(P: sp.csr_matrix) -> sp.csr_matrix:
+        vals = P.data.astype(np.float64)
+        if metric == "tfidf":
+            return _with_data(P, np.sqrt(vals) * idf[P.indices])
+        lengths = np.asarray(P.sum(axis=1, dtype=np.float64)).ravel()
+        norm = (1.0 - BM25_B) + BM25_B * lengths / avg_len
+        rows = np.repeat(np.arange(P.shape[0]), np.diff(P.indptr))
+        return _with_data(P, vals * (BM25_K1 + 1.0) / (BM25_K1 * norm[rows] + vals) * idf[P.indices])
+
+    WX = weigh(X)
+    return WX, (None if Y is None else weigh(Y))
