@@ -12,6 +12,7 @@ With ``lenient=True`` the file readers skip bad lines and return ``(interactions
 from __future__ import annotations
 
 import csv
+import gzip
 import io
 import math
 import os
@@ -177,8 +178,10 @@ class _CsvSpec:
     def _source(self, skip_lines: set[int]) -> Any:
         multi = len(self.sep) > 1
         if not multi and not skip_lines:
-            return str(self.path)
+            return str(self.path)  # pyarrow decompresses .gz itself
         text = self.path.read_bytes()
+        if self.path.suffix == ".gz":
+            text = gzip.decompress(text)
         if skip_lines:
             lines = text.splitlines(keepends=True)
             text = b"".join(line for n, line in enumerate(lines, 1) if n not in skip_lines)
@@ -214,7 +217,7 @@ class _CsvSpec:
     def _column_names(self) -> list[str]:
         if self.names:
             return list(self.names)
-        with open(self.path, encoding=self.encoding, newline="") as f:
+        with _open_text(self.path, self.encoding) as f:
             first = f.readline().rstrip("\r\n")
         if not first:
             raise DataFormatError("the file is empty (no header line)", self.path)
@@ -231,7 +234,7 @@ class _CsvSpec:
         positions = {name: names.index(name) for name in self.needed}
         bad: list[BadRow] = []
         first_data_line = 2 if self.header else 1
-        with open(self.path, encoding=self.encoding, newline="") as f:
+        with _open_text(self.path, self.encoding) as f:
             for n, raw in enumerate(f, 1):
                 if n < first_data_line:
                     continue
@@ -260,6 +263,12 @@ class _CsvSpec:
         if self.timestamp is not None and not _is_number(fields[positions[self.timestamp]], integral=True):
             return f"column {self.timestamp!r} has a non-numeric timestamp {fields[positions[self.timestamp]]!r}"
         return None
+
+
+def _open_text(path: Path, encoding: str) -> Any:
+    if path.suffix == ".gz":
+        return gzip.open(path, "rt", encoding=encoding, newline="")
+    return open(path, encoding=encoding, newline="")
 
 
 def _is_number(text: str, integral: bool = False) -> bool:
