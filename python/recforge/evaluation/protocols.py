@@ -59,18 +59,65 @@ def import_pandas():
 
 # ----------------------------------------------------------------------------- inputs
 
-def align_test(train: sp.csr_matrix, test: sp.csr_matrix) -> tuple[sp.csr_matrix, dict[str, int]]:
-    """test restricted to train's users x items, with counts of what fell outside and what is cold."""
+def interaction_matrix(data: Any, name: str) -> sp.csr_matrix:
+    """A canonical float64 users x items CSR of ``data`` (scipy sparse, or anything with ``to_csr()``).
+
+    Stored entries are interactions whatever their value: explicit zeros are kept (a rating of 0
+    is still a rating), unlike the metric functions' ``relevant``."""
+    if not sp.issparse(data) and hasattr(data, "to_csr"):
+        data = data.to_csr()
+    if not (sp.issparse(data) and data.ndim == 2):
+        raise TypeError(f"{name} must be a 2-D scipy.sparse users x items matrix or have to_csr() "
+                        f"(e.g. recforge.data.Interactions), got {type(data).__name__}")
+    X = sp.csr_matrix(data, dtype=np.float64)
+    if not np.all(np.isfinite(X.data)):
+        raise ValueError(f"{name} contains NaN or infinite values")
+    if not X.has_canonical_format:
+        X = X.copy()
+        X.sum_duplicates()
+    return X
+
+
+def pattern(X: sp.csr_matrix) -> sp.csr_matrix:
+    """X with every stored entry set to 1."""
+    return sp.csr_matrix((np.ones(X.nnz), X.indices, X.indptr), shape=X.shape)
+
+
+def _recode(train: Any, test: Any, coo: sp.coo_matrix) -> tuple[np.ndarray, np.ndarray]:
+    """Test (row, col) codes in train's vocabulary when both carry different id maps, -1 where unknown."""
+    rows, cols = coo.row.astype(np.int64), coo.col.astype(np.int64)
+    for attr, which in (("user_ids", "rows"), ("item_ids", "cols")):
+        mine, theirs = getattr(train, attr, None), getattr(test, attr, None)
+        if mine is None or theirs is None or mine is theirs or not hasattr(mine, "codes"):
+            continue
+        if mine == theirs:
+            continue
+        lookup = np.asarray(mine.codes(np.asarray(theirs), missing=-1), dtype=np.int64)
+        if which == "rows":
+            rows = lookup[rows]
+        else:
+            cols = lookup[cols]
+    return rows, cols
+
+
+def align_test(train_data: Any, test_data: Any, train: sp.csr_matrix, test: sp.csr_matrix
+               ) -> tuple[sp.csr_matrix, dict[str, int]]:
+    """test restricted to train's users x items, with counts of what fell outside and what is cold.
+
+    When train and test carry different id maps (``user_ids``/``item_ids``), test is first
+    re-coded through the original ids."""
     n_users, n_items = train.shape
     coo = test.tocoo()
-    inside = (coo.row < n_users) & (coo.col < n_items)
+    rows, cols = _recode(train_data, test_data, coo)
+    user_in, item_in = (rows >= 0) & (rows < n_users), (cols >= 0) & (cols < n_items)
+    inside = user_in & item_in
     report = {
         "test_interactions": int(test.nnz),
         "dropped_out_of_vocabulary": int(np.count_nonzero(~inside)),
-        "dropped_users_out_of_vocabulary": int(np.unique(coo.row[coo.row >= n_users]).size),
-        "dropped_items_out_of_vocabulary": int(np.unique(coo.col[coo.col >= n_items]).size),
+        "dropped_users_out_of_vocabulary": int(np.unique(coo.row[~user_in]).size),
+        "dropped_items_out_of_vocabulary": int(np.unique(coo.col[~item_in]).size),
     }
-    aligned = sp.csr_matrix((coo.data[inside], (coo.row[inside], coo.col[inside])), shape=train.shape)
+    aligned = sp.csr_matrix((coo.data[inside], (rows[inside], cols[inside])), shape=train.shape)
     aligned.sum_duplicates()
     test_users = np.flatnonzero(np.diff(aligned.indptr))
     test_items = np.unique(aligned.indices)
@@ -80,19 +127,23 @@ def align_test(train: sp.csr_matrix, test: sp.csr_matrix) -> tuple[sp.csr_matrix
 
 
 def relevance_matrix(test: sp.csr_matrix, graded: bool, threshold: float | None) -> sp.csr_matrix:
-    """Held-out items that count as relevant: value >= threshold (when given); values kept as NDCG
-    gains when ``graded``, else 1."""
+    """Held-out items that count as relevant: every stored entry, or those with value >= threshold;
+    gain 1, or the value itself when ``graded`` (which must then be >= 0)."""
     R = test.copy()
     if threshold is not None:
-        R.data = np.where(R.data >= threshold, R.data, 0.0).astype(R.data.dtype)
-        R.eliminate_zeros()
-    if not graded:
+        keep = R.data >= threshold
+        R.data = np.where(keep, R.data if graded else 1.0, 0.0)
+    elif not graded:
         R.data = np.ones_like(R.data)
+    if graded and R.nnz and R.data.min() < 0:
+        raise ValueError("graded=True uses test values as NDCG gains, which must be >= 0")
+    R.eliminate_zeros()
     return R
 
 
 def model_recommend(model: Any, users: np.ndarray, n: int, exclude_seen: bool, n_items: int) -> np.ndarray:
     """model.recommend for one chunk, checked against the contract."""
+    require(model, "recommend", "ranking metrics under protocol='full'")
     out = model.recommend(users, n=n, exclude_seen=exclude_seen)
     items = out[0] if isinstance(out, tuple) else out
     items = np.asarray(items)
@@ -102,8 +153,14 @@ def model_recommend(model: Any, users: np.ndarray, n: int, exclude_seen: bool, n
     return M.check_recommended(items[:, :n], n_items, name="model.recommend items")
 
 
+def require(model: Any, method: str, purpose: str) -> None:
+    if not callable(getattr(model, method, None)):
+        raise TypeError(f"{purpose} need(s) model.{method}(...), which {type(model).__name__} does not have")
+
+
 def model_scores(model: Any, users: np.ndarray, items: np.ndarray) -> np.ndarray:
     """model.predict on (user, item) pairs, checked against the contract."""
+    require(model, "predict", "the sampled protocol and auc")
     scores = np.asarray(model.predict(users, items), dtype=np.float64)
     if scores.shape != users.shape:
         raise ValueError(f"model.predict returned shape {scores.shape} for {users.size} (user, item) pairs")
@@ -261,10 +318,10 @@ def _sampled(model, train, test, relevant, users, specs, acc, ctx, n_negatives, 
     wants_auc = any(s.kind == "auc" for s in specs)
     for chunk in chunks(users, batch_size):
         positives = relevant[chunk]
-        seen = ((train[chunk] != 0) + (test[chunk] != 0)).tocsr()
+        seen = pattern(train[chunk] + pattern(test[chunk]))  # every item in train or test, incl. zero values
         seen.sort_indices()
         negatives = sample_negatives(seen, n_negatives, rng)
-        candidates = (positives != 0).astype(np.float64) + negatives
+        candidates = pattern(positives) + negatives
         candidates.sort_indices()
         rows = np.repeat(np.arange(chunk.size, dtype=np.int64), np.diff(candidates.indptr))
         cols = candidates.indices.astype(np.int64)
@@ -277,8 +334,9 @@ def _sampled(model, train, test, relevant, users, specs, acc, ctx, n_negatives, 
 
 def _rating(model, test, specs, acc, batch_size):
     coo = test.tocoo()
-    if coo.nnz == 0:
+    if coo.nnz == 0 or not any(s.kind == "rating" for s in specs):
         return
+    require(model, "predict", "rmse and mae")
     step = max(1, batch_size * 1000)
     pred = np.concatenate([
         np.asarray(model.predict(coo.row[i:i + step].astype(np.int64), coo.col[i:i + step].astype(np.int64)),
@@ -340,11 +398,11 @@ def evaluate(model: Any, train: Any, test: Any, metrics: str | Iterable[str] = (
     if any(s.name == "diversity" for s in specs) and (item_vectors is None) == (item_similarity is None):
         raise ValueError("the diversity metric needs exactly one of item_vectors= or item_similarity=")
 
-    train_csr = M.as_interaction_csr(train, "train")
-    test_csr = M.as_interaction_csr(test, "test")
+    train_csr = pattern(interaction_matrix(train, "train"))
+    test_csr = interaction_matrix(test, "test")
     if test_csr.nnz == 0:
         raise ValueError("test is empty: there is nothing to evaluate")
-    test_csr, report = align_test(train_csr, test_csr)
+    test_csr, report = align_test(train, test, train_csr, test_csr)
     if report["dropped_out_of_vocabulary"]:
         warnings.warn(f"{report['dropped_out_of_vocabulary']} of {report['test_interactions']} test interactions "
                       f"lie outside the train vocabulary ({report['dropped_users_out_of_vocabulary']} users, "

@@ -1,0 +1,348 @@
+"""recforge.evaluate: full and sampled protocols against loop-based references."""
+from __future__ import annotations
+
+import math
+import subprocess
+import sys
+import warnings
+
+import numpy as np
+import pytest
+import scipy.sparse as sp
+
+import recforge
+from recforge.evaluation import evaluate
+
+from evaluation_helpers import EmbeddingModel, ranked, ref_user, rows_of
+
+
+def make_case(seed=0, n_users=50, n_items=30, d=4, train_density=0.2, test_density=0.1):
+    rng = np.random.default_rng(seed)
+    U, V = rng.normal(size=(n_users, d)), rng.normal(size=(n_items, d))
+    train = sp.random(n_users, n_items, density=train_density, random_state=rng, format="csr")
+    train.data[:] = 1
+    test = sp.random(n_users, n_items, density=test_density, random_state=rng, format="csr")
+    test = test - test.multiply(train != 0)  # held-out items are not in train
+    test.eliminate_zeros()
+    test.data = rng.integers(1, 6, size=test.nnz).astype(float)  # ratings 1..5
+    return EmbeddingModel(U, V).fit(train), train, test
+
+
+def full_reference(model, train, test, exclude_train=True):
+    """Per user with test items: the whole catalogue ranked by score (train items removed)."""
+    tr, te = rows_of(train), rows_of(test)
+    lists = {}
+    for u in range(train.shape[0]):
+        if not te[u]:
+            continue
+        scores = {i: float(model.U[u] @ model.V[i]) for i in range(train.shape[1])
+                  if not (exclude_train and i in tr[u])}
+        lists[u] = ranked(scores)
+    return lists
+
+
+def test_full_protocol_matches_loop_reference():
+    model, train, test = make_case()
+    metrics = ["ndcg@5", "recall@10", "precision@3", "map@10", "mrr@10", "hit_rate@5", "f1@5"]
+    out = evaluate(model, train, test, metrics, batch_size=7)
+    lists = full_reference(model, train, test)
+    te = rows_of(test)
+    binary = {u: {i: 1.0 for i in te[u]} for u in lists}
+    for label in metrics:
+        name, k = label.split("@")
+        expected = np.mean([ref_user(lists[u], binary[u], int(k))[name] for u in lists])
+        assert out.loc[label, "value"] == pytest.approx(expected, abs=1e-12), label
+        assert out.loc[label, "n_users"] == len(lists)
+    assert set(out["protocol"]) == {"full"}
+    assert all(n <= 7 and k == 10 for n, k in model.calls)  # chunked, n = the largest cut-off
+
+
+def test_full_protocol_without_exclusion_and_graded():
+    model, train, test = make_case(seed=1)
+    out = evaluate(model, train, test, ["ndcg@8"], exclude_train=False, graded=True)
+    lists = full_reference(model, train, test, exclude_train=False)
+    te = rows_of(test)
+    expected = np.mean([ref_user(lists[u], te[u], 8)["ndcg"] for u in lists])
+    assert out.loc["ndcg@8", "value"] == pytest.approx(expected)
+
+
+def test_relevance_threshold():
+    model, train, test = make_case(seed=2)
+    out = evaluate(model, train, test, ["recall@10"], relevance_threshold=4)
+    lists = full_reference(model, train, test)
+    te = rows_of(test)
+    good = {u: {i: 1.0 for i, r in te[u].items() if r >= 4} for u in lists}
+    expected = [ref_user(lists[u], good[u], 10)["recall"] for u in lists if good[u]]
+    assert out.loc["recall@10", "value"] == pytest.approx(np.mean(expected))
+    assert out.loc["recall@10", "n_users"] == len(expected)
+
+
+def test_beyond_accuracy_in_evaluate():
+    model, train, test = make_case(seed=3)
+    k = 6
+    out = evaluate(model, train, test, ["coverage@6", "gini@6", "novelty@6", "arp@6", "diversity@6"],
+                   item_vectors=model.V)
+    lists = {u: lst[:k] for u, lst in full_reference(model, train, test).items()}
+    n_users, n_items = train.shape
+    shown = [sum(i in lst for lst in lists.values()) for i in range(n_items)]
+    assert out.loc["coverage@6", "value"] == pytest.approx(sum(c > 0 for c in shown) / n_items)
+    x = sorted(shown)
+    gini = sum((2 * (i + 1) - n_items - 1) * xi for i, xi in enumerate(x)) / (n_items * sum(x))
+    assert out.loc["gini@6", "value"] == pytest.approx(gini)
+    users_of = np.asarray((train != 0).sum(axis=0)).ravel()
+    nov = np.mean([np.mean([-math.log2(max(users_of[i], 1) / n_users) for i in lst]) for lst in lists.values()])
+    assert out.loc["novelty@6", "value"] == pytest.approx(nov)
+    arp = np.mean([np.mean([users_of[i] for i in lst]) for lst in lists.values()])
+    assert out.loc["average_popularity@6", "value"] == pytest.approx(arp)
+    unit = model.V / np.linalg.norm(model.V, axis=1, keepdims=True)
+    ild = np.mean([np.mean([1 - unit[a] @ unit[b] for x_, a in enumerate(lst) for b in lst[x_ + 1:]])
+                   for lst in lists.values()])
+    assert out.loc["diversity@6", "value"] == pytest.approx(ild)
+
+
+def test_auc_full_protocol_matches_sklearn_per_user():
+    from sklearn.metrics import roc_auc_score
+
+    model, train, test = make_case(seed=4)
+    out = evaluate(model, train, test, ["auc"], batch_size=5)
+    tr, te = rows_of(train), rows_of(test)
+    per = []
+    for u in range(train.shape[0]):
+        cand = [i for i in range(train.shape[1]) if i not in tr[u]]
+        labels = [int(i in te[u]) for i in cand]
+        if te[u] and 0 < sum(labels) < len(labels):
+            per.append(roc_auc_score(labels, [model.U[u] @ model.V[i] for i in cand]))
+    assert out.loc["auc", "value"] == pytest.approx(np.mean(per))
+
+
+def test_rating_metrics_match_sklearn():
+    from sklearn.metrics import mean_absolute_error, mean_squared_error
+
+    model, train, test = make_case(seed=5)
+    out = evaluate(model, train, test, ["rmse", "mae"])
+    coo = test.tocoo()
+    pred = [model.U[u] @ model.V[i] for u, i in zip(coo.row, coo.col)]
+    assert out.loc["rmse", "value"] == pytest.approx(math.sqrt(mean_squared_error(coo.data, pred)))
+    assert out.loc["mae", "value"] == pytest.approx(mean_absolute_error(coo.data, pred))
+    per = evaluate(model, train, test, ["rmse"], per_user=True)
+    u0 = int(coo.row[0])
+    mine = coo.row == u0
+    assert per.loc[u0, "rmse"] == pytest.approx(math.sqrt(mean_squared_error(coo.data[mine], np.array(pred)[mine])))
+
+
+# ----------------------------------------------------------------------------- sampled
+
+def test_sampled_protocol_candidates_and_metrics():
+    from sklearn.metrics import roc_auc_score
+
+    model, train, test = make_case(seed=6, n_users=40, n_items=60)
+    n_neg = 10
+    out = evaluate(model, train, test, ["ndcg@5", "hit_rate@3", "auc"], protocol="sampled",
+                   n_negatives=n_neg, seed=3)
+    assert set(out["protocol"]) == {"sampled (10 negatives per user)"}
+    tr, te = rows_of(train), rows_of(test)
+    users = np.concatenate([p[0] for p in model.pairs])
+    items = np.concatenate([p[1] for p in model.pairs])
+    ndcg, hr, aucs = [], [], []
+    for u in range(train.shape[0]):
+        cand = items[users == u].tolist()
+        if not te[u]:
+            assert not cand
+            continue
+        negatives = [i for i in cand if i not in te[u]]
+        assert set(te[u]) <= set(cand)                         # every positive is a candidate
+        assert len(set(negatives)) == len(negatives)            # no repeated negative
+        assert not set(negatives) & set(tr[u])                  # never a train item
+        free = train.shape[1] - len(tr[u]) - len(te[u])
+        assert len(negatives) == min(n_neg, free)
+        scores = {i: float(model.U[u] @ model.V[i]) for i in cand}
+        order = ranked(scores)
+        rel = {i: 1.0 for i in te[u]}
+        ndcg.append(ref_user(order, rel, 5)["ndcg"])
+        hr.append(ref_user(order, rel, 3)["hit_rate"])
+        if negatives:
+            aucs.append(roc_auc_score([int(i in te[u]) for i in cand], [scores[i] for i in cand]))
+    assert out.loc["ndcg@5", "value"] == pytest.approx(np.mean(ndcg))
+    assert out.loc["hit_rate@3", "value"] == pytest.approx(np.mean(hr))
+    assert out.loc["auc", "value"] == pytest.approx(np.mean(aucs))
+
+
+def test_sampled_is_seeded_and_takes_all_when_few_items_remain():
+    model, train, test = make_case(seed=7, n_users=30, n_items=25)
+    a = evaluate(model, train, test, ["ndcg@10"], protocol="sampled", n_negatives=5, seed=1)
+    b = evaluate(model, train, test, ["ndcg@10"], protocol="sampled", n_negatives=5, seed=1)
+    assert a.equals(b)
+    # more negatives than free items: every free item is a candidate -> equals full ranking of non-train items
+    model.pairs.clear()
+    many = evaluate(model, train, test, ["ndcg@10", "recall@5"], protocol="sampled", n_negatives=1000)
+    full = evaluate(model, train, test, ["ndcg@10", "recall@5"])
+    np.testing.assert_allclose(many["value"].to_numpy(), full["value"].to_numpy())
+
+
+def test_sampled_negatives_are_uniform():
+    # one user, 2 train items, 1 test item, 50 free items; 3 negatives per draw over many seeds:
+    # each free item should be drawn about 3/50 of the time
+    n_items = 53
+    train = sp.csr_matrix(([1.0, 1.0], ([0, 0], [0, 1])), shape=(1, n_items))
+    test = sp.csr_matrix(([1.0], ([0], [2])), shape=(1, n_items))
+    model = EmbeddingModel(np.ones((1, 1)), np.ones((n_items, 1))).fit(train)
+    counts = np.zeros(n_items)
+    trials = 2000
+    for seed in range(trials):
+        model.pairs.clear()
+        evaluate(model, train, test, ["hit_rate@1"], protocol="sampled", n_negatives=3, seed=seed)
+        items = model.pairs[0][1]
+        counts[items[items != 2]] += 1
+    assert counts[:3].sum() == 0
+    expected = trials * 3 / 50
+    # chi-square with 49 degrees of freedom: the 99.99th percentile is about 95
+    chi2 = ((counts[3:] - expected) ** 2 / expected).sum()
+    assert chi2 < 95, chi2
+
+
+# ----------------------------------------------------------------------------- vocabulary, reports, inputs
+
+def test_out_of_vocabulary_test_entries_are_counted_and_dropped():
+    model, train, test = make_case(seed=8)
+    n_users, n_items = train.shape
+    big = sp.lil_matrix((n_users + 2, n_items + 3))
+    big[:n_users, :n_items] = test
+    big[n_users, 0] = 1        # unknown user
+    big[n_users + 1, 5] = 1    # unknown user
+    big[0, n_items + 1] = 1    # unknown item
+    with pytest.warns(UserWarning, match="3 of .* test interactions lie outside the train vocabulary"):
+        out = evaluate(model, train, big.tocsr(), ["ndcg@10"])
+    report = out.attrs["report"]
+    assert report["dropped_out_of_vocabulary"] == 3
+    assert report["dropped_users_out_of_vocabulary"] == 2
+    assert report["dropped_items_out_of_vocabulary"] == 1
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        clean = evaluate(model, train, test, ["ndcg@10"])
+    assert out.loc["ndcg@10", "value"] == clean.loc["ndcg@10", "value"]
+
+
+def test_cold_users_and_items_are_reported():
+    model, train, test = make_case(seed=9)
+    train = train.tolil()
+    train[0, :] = 0          # user 0 has no train interaction
+    train[:, 3] = 0          # item 3 no train user touched
+    train = train.tocsr()
+    train.eliminate_zeros()
+    test = test.tolil()
+    test[0, 1] = 1
+    test[1, 3] = 1
+    model.fit(train)
+    out = evaluate(model, train, test.tocsr(), ["recall@5"])
+    assert out.attrs["report"]["cold_test_users"] == 1
+    assert out.attrs["report"]["cold_test_items"] == 1
+
+
+def test_per_user_table():
+    model, train, test = make_case(seed=10)
+    per = evaluate(model, train, test, ["ndcg@5", "coverage@5"], per_user=True)
+    lists = full_reference(model, train, test)
+    te = rows_of(test)
+    assert per.index.tolist() == sorted(lists)
+    for u in list(lists)[:10]:
+        assert per.loc[u, "ndcg@5"] == pytest.approx(ref_user(lists[u], {i: 1.0 for i in te[u]}, 5)["ndcg"])
+    assert "coverage@5" not in per.columns and "coverage@5" in per.attrs["summary"].index
+    assert per["ndcg@5"].mean() == pytest.approx(per.attrs["summary"].loc["ndcg@5", "value"])
+
+
+def test_interactions_inputs_give_the_same_result():
+    data = pytest.importorskip("recforge.data")
+    model, train, test = make_case(seed=11)
+    a = evaluate(model, train, test, ["ndcg@10", "rmse"])
+    b = evaluate(model, data.Interactions.from_csr(train), data.Interactions.from_csr(test), ["ndcg@10", "rmse"])
+    np.testing.assert_allclose(a["value"].to_numpy(), b["value"].to_numpy())
+
+
+def test_hand_worked_evaluate():
+    # 2 users x 4 items. Scores u0: [4, 3, 2, 1], u1: [1, 2, 3, 4] (U = [[1],[-1]], V = [[4],[3],[2],[1]],
+    # u1 scores -4,-3,-2,-1). Train: u0 has item 0, u1 has item 3. Test: u0 {2}, u1 {0, 1}.
+    # u0 ranking without item 0: [1, 2, 3] -> item 2 at rank 2: recall@2 = 1, ndcg@2 = (1/log2 3)/1
+    # u1 ranking without item 3: [2, 1, 0] -> items 1, 0 at ranks 2, 3: recall@2 = 1/2,
+    #    ndcg@2 = (1/log2 3) / (1 + 1/log2 3)
+    U, V = np.array([[1.0], [-1.0]]), np.array([[4.0], [3.0], [2.0], [1.0]])
+    train = sp.csr_matrix(([1.0, 1.0], ([0, 1], [0, 3])), shape=(2, 4))
+    test = sp.csr_matrix(([1.0, 1.0, 1.0], ([0, 1, 1], [2, 0, 1])), shape=(2, 4))
+    out = recforge.evaluate(EmbeddingModel(U, V).fit(train), train, test, ["recall@2", "ndcg@2"])
+    d2 = 1 / math.log2(3)
+    assert out.loc["recall@2", "value"] == pytest.approx((1 + 0.5) / 2)
+    assert out.loc["ndcg@2", "value"] == pytest.approx((d2 / 1 + d2 / (1 + d2)) / 2)
+
+
+def test_bad_input():
+    model, train, test = make_case(seed=12)
+    with pytest.raises(ValueError, match="test is empty"):
+        evaluate(model, train, sp.csr_matrix(train.shape), ["ndcg@10"])
+    with pytest.raises(ValueError, match=r"unknown metric 'nDCG10'.*valid metrics: precision@k"):
+        evaluate(model, train, test, ["nDCG10"])
+    with pytest.raises(ValueError, match="needs a cut-off"):
+        evaluate(model, train, test, ["ndcg"])
+    with pytest.raises(ValueError, match="k must be an integer >= 1"):
+        evaluate(model, train, test, ["recall@0"])
+    with pytest.raises(ValueError, match="takes no cut-off"):
+        evaluate(model, train, test, ["auc@10"])
+    with pytest.raises(ValueError, match="protocol must be one of"):
+        evaluate(model, train, test, ["ndcg@10"], protocol="loo")
+    with pytest.raises(ValueError, match="n_negatives must be >= 1"):
+        evaluate(model, train, test, ["ndcg@10"], protocol="sampled", n_negatives=0)
+    with pytest.raises(ValueError, match="item_vectors= or item_similarity="):
+        evaluate(model, train, test, ["diversity@10"])
+    with pytest.raises(TypeError, match="test must be a 2-D scipy.sparse"):
+        evaluate(model, train, test.toarray(), ["ndcg@10"])
+    with pytest.raises(ValueError, match="outside the train vocabulary: nothing to evaluate"), \
+            pytest.warns(UserWarning, match="outside the train vocabulary"):
+        evaluate(model, train[:2], sp.vstack([sp.csr_matrix((2, 30)), test[2:]]).tocsr(), ["ndcg@10"])
+
+
+class BrokenModel:
+    def __init__(self, items):
+        self.items = items
+
+    def recommend(self, users, n=10, *, exclude_seen=True):
+        return self.items(users, n), None
+
+
+def test_model_breaking_the_contract_is_reported():
+    _, train, test = make_case(seed=13)
+    with pytest.raises(ValueError, match="model.recommend returned items of shape"):
+        evaluate(BrokenModel(lambda u, n: np.zeros((len(u) + 1, n), int)), train, test, ["ndcg@5"])
+    with pytest.raises(ValueError, match="outside the 30 items"):
+        evaluate(BrokenModel(lambda u, n: np.full((len(u), n), 30)), train, test, ["ndcg@5"])
+
+
+def test_missing_methods_are_named():
+    _, train, test = make_case(seed=13)
+    model = BrokenModel(lambda u, n: np.zeros((len(u), n), int))
+    with pytest.raises(TypeError, match="model.predict"):
+        evaluate(model, train, test, ["rmse"])
+    with pytest.raises(TypeError, match="model.predict"):
+        evaluate(model, train, test, ["ndcg@5"], protocol="sampled")
+
+
+def test_duplicates_and_padding_from_a_model():
+    # a model that returns [item, item, -1, ...]: the repeat and the padding are misses
+    _, train, test = make_case(seed=14)
+    te = rows_of(test)
+
+    def lists(users, n):
+        out = np.full((len(users), n), -1)
+        for r, u in enumerate(users):
+            first = min(te[u]) if te[u] else 0
+            out[r, :2] = first
+        return out
+
+    res = evaluate(BrokenModel(lists), train, test, ["precision@4", "recall@4"])
+    users = [u for u in range(train.shape[0]) if te[u]]
+    assert res.loc["precision@4", "value"] == pytest.approx(0.25)  # exactly one hit of 4 places each
+    assert res.loc["recall@4", "value"] == pytest.approx(np.mean([1 / len(te[u]) for u in users]))
+
+
+def test_import_recforge_stays_light():
+    code = ("import sys, recforge; assert 'pandas' not in sys.modules, 'pandas'; "
+            "assert 'recforge.evaluation' not in sys.modules; f = recforge.evaluate; "
+            "assert f.__module__ == 'recforge.evaluation.protocols'; assert 'pandas' not in sys.modules")
+    subprocess.run([sys.executable, "-c", code], check=True)
