@@ -179,25 +179,25 @@ def test_sampled_is_seeded_and_takes_all_when_few_items_remain():
     np.testing.assert_allclose(many["value"].to_numpy(), full["value"].to_numpy())
 
 
-def test_sampled_negatives_are_uniform():
-    # one user, 2 train items, 1 test item, 50 free items; 3 negatives per draw over many seeds:
-    # each free item should be drawn about 3/50 of the time
-    n_items = 53
-    train = sp.csr_matrix(([1.0, 1.0], ([0, 0], [0, 1])), shape=(1, n_items))
-    test = sp.csr_matrix(([1.0], ([0], [2])), shape=(1, n_items))
-    model = EmbeddingModel(np.ones((1, 1)), np.ones((n_items, 1))).fit(train)
-    counts = np.zeros(n_items)
-    trials = 2000
-    for seed in range(trials):
-        model.pairs.clear()
-        evaluate(model, train, test, ["hit_rate@1"], protocol="sampled", n_negatives=3, seed=seed)
-        items = model.pairs[0][1]
-        counts[items[items != 2]] += 1
-    assert counts[:3].sum() == 0
-    expected = trials * 3 / 50
-    # chi-square with 49 degrees of freedom: the 99.99th percentile is about 95
-    chi2 = ((counts[3:] - expected) ** 2 / expected).sum()
-    assert chi2 < 95, chi2
+@pytest.mark.parametrize("n_items, n_seen", [(53, 3), (8, 3)], ids=["many-free", "few-free"])
+def test_sampled_negatives_are_uniform(n_items, n_seen):
+    # 4000 identical users with items 0..n_seen-1 seen; 3 negatives each from the n_items - n_seen
+    # free items: each free item should be drawn about 4000 * 3 / free times (both sampling paths:
+    # redraw-on-repeat when many items are free, a random permutation when few are)
+    from recforge.evaluation.protocols import sample_negatives
+
+    users, n_neg = 4000, 3
+    seen = sp.csr_matrix(np.tile(np.r_[np.ones(n_seen), np.zeros(n_items - n_seen)], (users, 1)))
+    drawn = sample_negatives(seen, n_neg, np.random.default_rng(0))
+    assert (np.diff(drawn.indptr) == n_neg).all()
+    counts = np.bincount(drawn.indices, minlength=n_items)
+    assert counts[:n_seen].sum() == 0
+    free = n_items - n_seen
+    expected = users * n_neg / free
+    # chi-square with free - 1 degrees of freedom, compared with a generous 99.99th percentile bound
+    chi2 = ((counts[n_seen:] - expected) ** 2 / expected).sum()
+    dof = free - 1
+    assert chi2 < dof + 6 * math.sqrt(2 * dof) + 10, chi2
 
 
 # ----------------------------------------------------------------------------- vocabulary, reports, inputs
