@@ -56,7 +56,8 @@ def from_arrow(table: Any, user: str = "user", item: str = "item", value: str | 
         table.column(user), table.column(item),
         None if value is None else _named(table.column(value), value, "value"),
         None if timestamp is None else table.column(timestamp),
-        user_ids=user_ids, item_ids=item_ids, item_metadata=item_metadata, unknown=unknown)
+        user_ids=user_ids, item_ids=item_ids, item_metadata=item_metadata, unknown=unknown,
+        column_names=(user, item, value, timestamp))
 
 
 def _named(col: Any, name: str, role: str) -> Any:
@@ -136,6 +137,7 @@ def read_csv(path: Any, user: str = "user", item: str = "item", value: str | Non
         raise ValueError(f"sep must be a non-empty separator other than quotes or newlines, got {sep!r}")
     kwargs = dict(item_metadata=item_metadata, user_ids=user_ids, item_ids=item_ids, unknown=unknown)
     spec = _CsvSpec(path, sep, header, names, encoding, needed, value, timestamp, (user, item))
+    _check_columns(spec.column_names(), needed, str(path))
     report = LoadReport(path=str(path))
     if lenient:
         report.bad_rows = spec.find_bad_lines(limit=None)
@@ -198,8 +200,6 @@ class _CsvSpec:
         if self.header and self.names:
             read = pcsv.ReadOptions(column_names=list(self.names), skip_rows=1, encoding=self.encoding,
                                     block_size=1 << 24)
-        column_names = self._column_names()
-        _check_columns(column_names, self.needed, str(self.path))
         types = {}
         if self.value is not None:
             types[self.value] = pa.float32()
@@ -214,7 +214,7 @@ class _CsvSpec:
                 raise DataFormatError("the file is empty", self.path) from None
             raise ValueError(str(exc)) from None
 
-    def _column_names(self) -> list[str]:
+    def column_names(self) -> list[str]:
         if self.names:
             return list(self.names)
         with _open_text(self.path, self.encoding) as f:
@@ -230,7 +230,7 @@ class _CsvSpec:
 
     def find_bad_lines(self, limit: int | None) -> list[BadRow]:
         """Every malformed line (or the first ``limit``): field count, empty ids, non-numeric values."""
-        names = self._column_names()
+        names = self.column_names()
         positions = {name: names.index(name) for name in self.needed}
         bad: list[BadRow] = []
         first_data_line = 2 if self.header else 1
