@@ -371,6 +371,12 @@ def evaluate(model: Any, train: Any, test: Any, metrics: str | Iterable[str] = (
     or ``item_similarity``), ``"auc"``, ``"rmse"``, ``"mae"`` (see :mod:`recforge.evaluation.metrics`
     for formulas and conventions). ``protocol``: ``"full"`` or ``"sampled"`` (module docstring).
 
+    ``exclude_train`` (full protocol): rank only items the user has not interacted with in train
+    (passed to ``model.recommend`` as ``exclude_seen``); the sampled protocol never draws train
+    or test items as negatives, whatever its value. ``batch_size``: users per ``recommend`` /
+    scoring call (memory is proportional to it). ``seed``: negative sampling (for a given
+    ``batch_size``).
+
     Relevance: every held-out (test) item counts as relevant with gain 1, or its value as the
     NDCG gain when ``graded=True``; with ``relevance_threshold`` only values >= it count.
     Ranking and list metrics are averaged over users with at least one relevant held-out item
