@@ -282,6 +282,26 @@ def test_interactions_inputs_give_the_same_result():
     np.testing.assert_allclose(a["value"].to_numpy(), b["value"].to_numpy())
 
 
+def test_separately_coded_interactions_are_recoded_through_ids():
+    data = pytest.importorskip("recforge.data")
+    # train users a, b, c x items 10, 20, 30; test rows (b, 20), (c, 10), (d, 40): user d and item 40
+    # are unknown to train -> 1 row dropped; the others must land on train's codes (b=1, 20=1), (c=2, 10=0)
+    train = data.Interactions.from_arrays(["a", "b", "c", "a"], [10, 20, 30, 30])
+    test = data.Interactions.from_arrays(["b", "d", "c"], [20, 40, 10])
+
+    class Fixed:  # recommends item codes [1, 0, 2] to everyone (no exclusion)
+        def recommend(self, users, n=10, *, exclude_seen=True):
+            return np.tile([1, 0, 2], (len(users), 1))[:, :n], None
+
+    with pytest.warns(UserWarning, match="1 of 3 test interactions"):
+        out = evaluate(Fixed(), train, test, ["mrr@3"], per_user=True)
+    # user b (code 1): item 20 = code 1 at rank 1 -> 1; user c (code 2): item 10 = code 0 at rank 2 -> 1/2
+    assert out.index.tolist() == [1, 2]
+    assert out["mrr@3"].tolist() == [1.0, 0.5]
+    assert out.attrs["report"]["dropped_users_out_of_vocabulary"] == 1
+    assert out.attrs["report"]["dropped_items_out_of_vocabulary"] == 1
+
+
 def test_hand_worked_evaluate():
     # 2 users x 4 items. Scores u0: [4, 3, 2, 1], u1: [1, 2, 3, 4] (U = [[1],[-1]], V = [[4],[3],[2],[1]],
     # u1 scores -4,-3,-2,-1). Train: u0 has item 0, u1 has item 3. Test: u0 {2}, u1 {0, 1}.
