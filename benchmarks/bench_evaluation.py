@@ -54,6 +54,18 @@ class EmbeddingModel:
         return np.einsum("pd,pd->p", self.U[users], self.V[items])
 
 
+class Replay:
+    """A 'model' that returns lists computed beforehand: times evaluate's own work."""
+
+    def __init__(self, users, lists):
+        self.row = np.full(users.max() + 1, -1)
+        self.row[users] = np.arange(users.size)
+        self.lists = lists
+
+    def recommend(self, users, n=10, *, exclude_seen=True):
+        return self.lists[self.row[users], :n], None
+
+
 def synthetic(n_users, n_items, dim, train_per_user, test_per_user, seed=0):
     rng = np.random.default_rng(seed)
     U = rng.standard_normal((n_users, dim), dtype=np.float32)
@@ -148,8 +160,13 @@ def main():
     rec = np.concatenate([model.recommend(users[i:i + args.batch_size], 20)[0]
                           for i in range(0, users.size, args.batch_size)])
     recommend_time = time.perf_counter() - start
-    print(f"model.recommend alone (same chunks): {recommend_time:.2f} s -> evaluation overhead "
-          f"{np.median(times) - recommend_time:.2f} s")
+    print(f"model.recommend alone (same chunks): {recommend_time:.2f} s")
+    replay = Replay(users, rec)
+    start = time.perf_counter()
+    replayed = recforge.evaluate(replay, train, test, metrics, batch_size=args.batch_size)
+    print(f"evaluate around replayed lists (everything but the model's scoring): "
+          f"{time.perf_counter() - start:.2f} s")
+    assert np.allclose(replayed["value"].to_numpy(), summary["value"].to_numpy())
     relevant = sp.csr_matrix(test)[users]
     start = time.perf_counter()
     m = M.match(rec, relevant)
