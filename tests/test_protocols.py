@@ -391,3 +391,40 @@ def test_import_recforge_stays_light():
             "assert f.__module__ == 'recforge.evaluation.protocols'; import recforge.evaluation; "
             "heavy = {'pandas', 'optuna', 'tqdm', 'sklearn', 'torch'} & set(sys.modules); assert not heavy, heavy")
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_matches_implicit_ranking_metrics_on_ml100k():
+    """Peer check on real data: implicit's ranking_metrics_at_k and recforge.evaluate on the same
+    fitted implicit ALS model and the same ML-100K random split (NDCG and MAP share conventions;
+    implicit's precision is micro-averaged, sum(hits) / sum(min(K, |R|)), checked through per-user hits)."""
+    implicit = pytest.importorskip("implicit")
+    from implicit.evaluation import ranking_metrics_at_k
+
+    from conftest import data_file
+
+    raw = np.loadtxt(data_file("ml-100k", "u.data"), dtype=np.int64)
+    users, items = raw[:, 0] - 1, raw[:, 1] - 1
+    held_out = np.random.default_rng(0).random(users.size) < 0.2
+    shape = (users.max() + 1, items.max() + 1)
+
+    def matrix(mask):
+        return sp.csr_matrix((np.ones(mask.sum(), np.float32), (users[mask], items[mask])), shape=shape)
+
+    train, test = matrix(~held_out), matrix(held_out)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # implicit's OpenBLAS thread advice
+        als = implicit.cpu.als.AlternatingLeastSquares(factors=16, iterations=5, random_state=0, num_threads=1)
+        als.fit(train, show_progress=False)
+
+    class Adapter:
+        def recommend(self, users, n=10, *, exclude_seen=True):
+            return als.recommend(users, train[users], N=n, filter_already_liked_items=exclude_seen)
+
+    K = 10
+    expected = ranking_metrics_at_k(als, train, test, K=K, show_progress=False)
+    per = evaluate(Adapter(), train, test, [f"ndcg@{K}", f"map@{K}", f"precision@{K}"], per_user=True)
+    assert per[f"ndcg@{K}"].mean() == pytest.approx(expected["ndcg"], rel=1e-9)
+    assert per[f"map@{K}"].mean() == pytest.approx(expected["map"], rel=1e-9)
+    n_relevant = np.diff(test.indptr)[per.index.to_numpy()]
+    micro = (per[f"precision@{K}"].to_numpy() * K).sum() / np.minimum(K, n_relevant).sum()
+    assert micro == pytest.approx(expected["precision"], rel=1e-9)
