@@ -169,6 +169,19 @@ def test_sampled_protocol_candidates_and_metrics():
     assert out.loc["auc", "value"] == pytest.approx(np.mean(aucs))
 
 
+def test_sampled_ties_follow_the_project_order_and_count_half_in_auc():
+    # every score equal: the candidate list is ranked by item code, and AUC is exactly 1/2 per user
+    _, train, test = make_case(seed=15, n_users=20, n_items=40)
+    flat = EmbeddingModel(np.ones((20, 1)), np.ones((40, 1))).fit(train)
+    out = evaluate(flat, train, test, ["mrr@40", "auc"], protocol="sampled", n_negatives=8, seed=2)
+    assert out.loc["auc", "value"] == 0.5
+    users = np.concatenate([p[0] for p in flat.pairs])
+    items = np.concatenate([p[1] for p in flat.pairs])
+    te = rows_of(test)
+    mrr = [1 / (sorted(items[users == u]).index(min(te[u])) + 1) for u in range(20) if te[u]]
+    assert out.loc["mrr@40", "value"] == pytest.approx(np.mean(mrr))
+
+
 def test_sampled_is_seeded_and_takes_all_when_few_items_remain():
     model, train, test = make_case(seed=7, n_users=30, n_items=25)
     a = evaluate(model, train, test, ["ndcg@10"], protocol="sampled", n_negatives=5, seed=1)

@@ -234,17 +234,56 @@ def sample_negatives(excluded: sp.csr_matrix, n_negatives: int, rng: np.random.G
     return out
 
 
-def rank_candidates(candidates: sp.csr_matrix, scores: np.ndarray, n: int) -> np.ndarray:
-    """Per row, the first n stored items by score descending (ties: smaller code first), -1 padded."""
-    m = candidates.shape[0]
-    counts = np.diff(candidates.indptr)
-    rows = np.repeat(np.arange(m), counts)
-    order = np.lexsort((candidates.indices, -scores, rows))
-    place = np.arange(candidates.nnz) - candidates.indptr[rows]
-    keep = place < n
-    out = np.full((m, n), -1, dtype=np.int64)
-    out[rows[keep], place[keep]] = candidates.indices[order][keep]
-    return out
+class CandidateBlock:
+    """Each row's candidates as a dense rows x width block, sorted by score descending with ties
+    by smaller item code (the project-wide order); padding sorts last."""
+
+    def __init__(self, candidates: sp.csr_matrix, scores: np.ndarray):
+        m = candidates.shape[0]
+        self.counts = np.diff(candidates.indptr)
+        width = int(self.counts.max()) if m else 0
+        rows = np.repeat(np.arange(m), self.counts)
+        place = np.arange(candidates.nnz) - candidates.indptr[rows]
+        neg_scores = np.full((m, width), np.inf)
+        neg_scores[rows, place] = -scores
+        items = np.full((m, width), -1, dtype=np.int64)
+        items[rows, place] = candidates.indices  # ascending within a row, so a stable sort breaks ties by code
+        self.order = np.argsort(neg_scores, axis=1, kind="stable")
+        self.sorted_neg_scores = np.take_along_axis(neg_scores, self.order, axis=1)
+        self.items = np.take_along_axis(items, self.order, axis=1)
+
+    def top(self, n: int) -> np.ndarray:
+        """The first n items of every row (-1 padded)."""
+        out = np.full((self.items.shape[0], n), -1, dtype=np.int64)
+        width = min(n, self.items.shape[1])
+        out[:, :width] = self.items[:, :width]
+        return out
+
+    def auc(self, relevant: sp.csr_matrix) -> np.ndarray:
+        r"""Per row, :math:`(\sum_{p} \mathrm{rank}(p) - P(P+1)/2) / (P N)` with ascending ranks, ties
+        sharing their mean rank (a tied positive/negative pair counts 1/2); NaN without both classes."""
+        m, width = self.items.shape
+        if width == 0:
+            return np.full(m, np.nan)
+        s = self.sorted_neg_scores
+        j = np.broadcast_to(np.arange(width), s.shape)
+        starts = np.ones(s.shape, dtype=bool)
+        starts[:, 1:] = s[:, 1:] != s[:, :-1]
+        ends = np.ones(s.shape, dtype=bool)
+        ends[:, :-1] = starts[:, 1:]
+        first = np.maximum.accumulate(np.where(starts, j, 0), axis=1)
+        last = np.minimum.accumulate(np.where(ends, j, width)[:, ::-1], axis=1)[:, ::-1]
+        descending_rank = (first + last) / 2.0 + 1.0                   # 1-based, best = 1
+        ascending_rank = self.counts[:, None] + 1.0 - descending_rank  # padding sorts last: no effect
+        rows = np.repeat(np.arange(m), width).reshape(m, width)
+        positive = (self.items >= 0) & stored(relevant, rows.ravel(), np.maximum(self.items, 0).ravel()
+                                               ).reshape(m, width)
+        n_pos = positive.sum(axis=1)
+        n_neg = self.counts - n_pos
+        rank_sum = np.where(positive, ascending_rank, 0.0).sum(axis=1)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            return np.where((n_pos > 0) & (n_neg > 0), (rank_sum - n_pos * (n_pos + 1) / 2.0) / (n_pos * n_neg),
+                            np.nan)
 
 
 # ----------------------------------------------------------------------------- accumulation
@@ -299,10 +338,9 @@ def _full_ranking(model, train, relevant, users, specs, acc, ctx, exclude_train,
             _auc_chunk(model, chunk, rows, cols, relevant[chunk], acc)
 
 
-def _auc_chunk(model, chunk, rows, cols, relevant, acc, scores=None):
+def _auc_chunk(model, chunk, rows, cols, relevant, acc):
     """Per-user AUC of the candidate pairs (rows = position in chunk, cols = item code)."""
-    if scores is None:
-        scores = model_scores(model, chunk[rows], cols)
+    scores = model_scores(model, chunk[rows], cols)
     values = np.full(chunk.size, np.nan)
     if rows.size:
         labels = stored(relevant, rows, cols).astype(np.int8)
@@ -324,12 +362,14 @@ def _sampled(model, train, test, relevant, users, specs, acc, ctx, n_negatives, 
         candidates = pattern(positives) + negatives
         candidates.sort_indices()
         rows = np.repeat(np.arange(chunk.size, dtype=np.int64), np.diff(candidates.indptr))
-        cols = candidates.indices.astype(np.int64)
-        scores = model_scores(model, chunk[rows], cols)
+        block = CandidateBlock(candidates, model_scores(model, chunk[rows], candidates.indices.astype(np.int64)))
         if max_k:
-            acc.add_lists(chunk, rank_candidates(candidates, scores, max_k), positives, ctx)
+            acc.add_lists(chunk, block.top(max_k), positives, ctx)
         if wants_auc:
-            _auc_chunk(model, chunk, rows, cols, positives, acc, scores=scores)
+            values = block.auc(positives)
+            for s in specs:
+                if s.kind == "auc":
+                    acc.per_user[s.label][chunk] = values
 
 
 def _rating(model, test, specs, acc, batch_size):
