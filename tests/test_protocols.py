@@ -398,6 +398,13 @@ def test_duplicates_and_padding_from_a_model():
     assert res.loc["recall@4", "value"] == pytest.approx(np.mean([1 / len(te[u]) for u in users]))
 
 
+def test_progress_bar(capsys):
+    pytest.importorskip("tqdm")
+    model, train, test = make_case(seed=16)
+    evaluate(model, train, test, ["ndcg@5"], progress=True, batch_size=8)
+    assert "evaluate (full)" in capsys.readouterr().err
+
+
 def test_import_recforge_stays_light():
     code = ("import sys, recforge; assert 'pandas' not in sys.modules, 'pandas'; "
             "assert 'recforge.evaluation' not in sys.modules; f = recforge.evaluate; "

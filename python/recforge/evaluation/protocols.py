@@ -44,6 +44,7 @@ import scipy.sparse as sp
 
 from recforge.evaluation import metrics as M
 from recforge.evaluation.names import MetricSpec, parse_metrics
+from recforge.evaluation.progress import progress_bar
 from recforge.kernels import _validation as v
 
 PROTOCOLS = ("full", "sampled")
@@ -179,9 +180,11 @@ def stored(X: sp.csr_matrix, rows: np.ndarray, cols: np.ndarray) -> np.ndarray:
     return keys[np.minimum(np.searchsorted(keys, q), keys.size - 1)] == q
 
 
-def chunks(users: np.ndarray, size: int) -> Iterable[np.ndarray]:
+def chunks(users: np.ndarray, size: int, bar=None) -> Iterable[np.ndarray]:
     for start in range(0, users.size, size):
         yield users[start:start + size]
+        if bar is not None:
+            bar.update(min(size, users.size - start))
 
 
 # ----------------------------------------------------------------------------- sampling
@@ -318,18 +321,18 @@ class Accumulator:
 
 # ----------------------------------------------------------------------------- protocols
 
-def _full_ranking(model, train, relevant, users, specs, acc, ctx, exclude_train, batch_size):
+def _full_ranking(model, train, relevant, users, specs, acc, ctx, exclude_train, batch_size, bar):
     n_items = train.shape[1]
     list_specs = [s for s in specs if s.k is not None]
     max_k = max((s.k for s in list_specs), default=0)
     if max_k:
-        for chunk in chunks(users, batch_size):
+        for chunk in chunks(users, batch_size, bar):
             rec = model_recommend(model, chunk, max_k, exclude_train, n_items)
             acc.add_lists(chunk, rec, relevant[chunk], ctx)
     if any(s.kind == "auc" for s in specs):
         # AUC needs the score of every candidate item: chunks of at most ~4M (user, item) pairs
         step = max(1, min(batch_size, 4_000_000 // n_items))
-        for chunk in chunks(users, step):
+        for chunk in chunks(users, step, None if max_k else bar):
             rows = np.repeat(np.arange(chunk.size, dtype=np.int64), n_items)
             cols = np.tile(np.arange(n_items, dtype=np.int64), chunk.size)
             if exclude_train:
@@ -350,11 +353,11 @@ def _auc_chunk(model, chunk, rows, cols, relevant, acc):
             acc.per_user[s.label][chunk] = values
 
 
-def _sampled(model, train, test, relevant, users, specs, acc, ctx, n_negatives, seed, batch_size):
+def _sampled(model, train, test, relevant, users, specs, acc, ctx, n_negatives, seed, batch_size, bar):
     rng = np.random.default_rng(seed)
     max_k = max((s.k for s in specs if s.k is not None), default=0)
     wants_auc = any(s.kind == "auc" for s in specs)
-    for chunk in chunks(users, batch_size):
+    for chunk in chunks(users, batch_size, bar):
         positives = relevant[chunk]
         seen = pattern(train[chunk] + pattern(test[chunk]))  # every item in train or test, incl. zero values
         seen.sort_indices()
@@ -402,7 +405,8 @@ def _rating(model, test, specs, acc, batch_size):
 def evaluate(model: Any, train: Any, test: Any, metrics: str | Iterable[str] = ("ndcg@10", "recall@20"), *,
              protocol: str = "full", n_negatives: int = 100, exclude_train: bool = True, seed: int = 0,
              per_user: bool = False, batch_size: int = 1024, graded: bool = False,
-             relevance_threshold: float | None = None, item_vectors: Any = None, item_similarity: Any = None):
+             relevance_threshold: float | None = None, item_vectors: Any = None, item_similarity: Any = None,
+             progress: bool = False):
     """Evaluate a fitted ``model`` on ``test`` given its ``train`` data; returns a pandas DataFrame.
 
     ``metrics``: names like ``"ndcg@10"``, ``"recall@20"``, ``"precision@5"``, ``"f1@10"``,
@@ -415,7 +419,7 @@ def evaluate(model: Any, train: Any, test: Any, metrics: str | Iterable[str] = (
     (passed to ``model.recommend`` as ``exclude_seen``); the sampled protocol never draws train
     or test items as negatives, whatever its value. ``batch_size``: users per ``recommend`` /
     scoring call (memory is proportional to it). ``seed``: negative sampling (for a given
-    ``batch_size``).
+    ``batch_size``). ``progress``: a tqdm bar over users (when tqdm is installed).
 
     Relevance: every held-out (test) item counts as relevant with gain 1, or its value as the
     NDCG gain when ``graded=True``; with ``relevance_threshold`` only values >= it count.
@@ -468,10 +472,15 @@ def evaluate(model: Any, train: Any, test: Any, metrics: str | Iterable[str] = (
            "item_similarity": item_similarity}
     acc = Accumulator(specs, n_users, n_items)
     if needs_users:
-        if protocol == "full":
-            _full_ranking(model, train_csr, relevant, users, specs, acc, ctx, exclude_train, batch_size)
-        else:
-            _sampled(model, train_csr, test_csr, relevant, users, specs, acc, ctx, n_negatives, seed, batch_size)
+        bar = progress_bar(int(users.size), f"evaluate ({protocol})", progress)
+        try:
+            if protocol == "full":
+                _full_ranking(model, train_csr, relevant, users, specs, acc, ctx, exclude_train, batch_size, bar)
+            else:
+                _sampled(model, train_csr, test_csr, relevant, users, specs, acc, ctx, n_negatives, seed,
+                         batch_size, bar)
+        finally:
+            bar.close()
     _rating(model, test_csr, specs, acc, batch_size)
 
     label = "full" if protocol == "full" else f"sampled ({n_negatives} negatives per user)"
