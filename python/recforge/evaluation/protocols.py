@@ -463,7 +463,8 @@ def evaluate(model: Any, train: Any, test: Any, metrics: str | Iterable[str] = (
     users = np.flatnonzero(np.diff(relevant.indptr)).astype(np.int64)
     needs_users = any(s.kind != "rating" for s in specs)
     if needs_users and users.size == 0:
-        raise ValueError(f"no test interaction reaches relevance_threshold={relevance_threshold}")
+        raise ValueError("no test interaction counts as relevant (relevance_threshold="
+                         f"{relevance_threshold}, graded={graded}: graded gains of 0 are not relevant)")
     report["evaluated_users"] = int(users.size)
 
     n_users, n_items = train_csr.shape
