@@ -175,3 +175,47 @@ def test_folds_must_be_pairs():
         cross_validate(lambda: EmbeddingModel(U, V), folds=[train], metrics=["recall@5"], progress=False)
     with pytest.raises(ValueError, match="folds is empty"):
         cross_validate(lambda: EmbeddingModel(U, V), folds=[], metrics=["recall@5"], progress=False)
+
+
+def test_cross_validated_rating_errors_match_surprise_on_ml100k():
+    """Peer check on real data: per-fold RMSE/MAE of a Surprise BaselineOnly model through
+    cross_validate equal Surprise's own accuracy.rmse/mae on the same folds."""
+    surprise = pytest.importorskip("surprise")
+    import pandas as pd
+    from surprise import accuracy
+
+    from conftest import data_file
+
+    raw = np.loadtxt(data_file("ml-100k", "u.data"), dtype=np.int64)
+    users, items, ratings = raw[:, 0] - 1, raw[:, 1] - 1, raw[:, 2].astype(float)
+    shape = (users.max() + 1, items.max() + 1)
+    part = np.random.default_rng(0).integers(0, 3, size=users.size)
+
+    def matrix(mask):
+        return sp.csr_matrix((ratings[mask], (users[mask], items[mask])), shape=shape)
+
+    folds = [(matrix(part != f), matrix(part == f)) for f in range(3)]
+
+    class SurpriseBaseline:
+        def fit(self, train):
+            coo = train.tocoo()
+            frame = pd.DataFrame({"u": coo.row, "i": coo.col, "r": coo.data})
+            data = surprise.Dataset.load_from_df(frame, surprise.Reader(rating_scale=(1, 5)))
+            self.algo_ = surprise.BaselineOnly(verbose=False).fit(data.build_full_trainset())
+            return self
+
+        def predict(self, users, items):
+            return np.array([self.algo_.predict(int(u), int(i)).est for u, i in zip(users, items)])
+
+    models = []
+
+    def make():
+        models.append(SurpriseBaseline())
+        return models[-1]
+
+    cv = cross_validate(make, folds=folds, metrics=["rmse", "mae"], progress=False)
+    for f, (_, test) in enumerate(folds):
+        coo = test.tocoo()
+        predictions = models[f].algo_.test(list(zip(coo.row.tolist(), coo.col.tolist(), coo.data.tolist())))
+        assert cv.folds.loc[f, "rmse"] == pytest.approx(accuracy.rmse(predictions, verbose=False), rel=1e-9)
+        assert cv.folds.loc[f, "mae"] == pytest.approx(accuracy.mae(predictions, verbose=False), rel=1e-9)
