@@ -295,11 +295,11 @@ def bayes_search(make_model: Callable[..., Any], space: Any, train: Any, valid: 
         return score
 
     bar = progress_bar(n_trials, "bayes search", progress)
-    study = optuna.create_study(direction="minimize" if lower else "maximize",
-                                sampler=optuna.samplers.TPESampler(seed=seed))
     verbosity = optuna.logging.get_verbosity()
-    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    optuna.logging.set_verbosity(optuna.logging.WARNING)  # the bar and the table report progress
     try:
+        study = optuna.create_study(direction="minimize" if lower else "maximize",
+                                    sampler=optuna.samplers.TPESampler(seed=seed))
         study.optimize(run, n_trials=n_trials, timeout=timeout, n_jobs=n_jobs,
                        callbacks=[lambda s, t: bar.update(1)])
     finally:
