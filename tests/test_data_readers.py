@@ -160,3 +160,47 @@ def test_read_sequences_bad_token(tmp_path):
         read_sequences(path)
     inter, report = read_sequences(path, lenient=True)
     assert [b.line for b in report.bad_rows] == [2] and len(inter) == 3
+
+
+def test_text_ids_appearing_after_the_first_block(tmp_path):
+    # the reader infers types from its first 4 MiB block: ids that turn textual later must not fail
+    path = tmp_path / "late.csv"
+    n = 400_000
+    with open(path, "w") as f:
+        f.write("user,item\n")
+        f.write("".join(f"{1_000_000 + k % 5000},{k % 77}\n" for k in range(n)))
+        f.write("u-late,5\n")
+    inter = read_csv(path, "user", "item")
+    assert len(inter) == n + 1 and inter.n_users == 5001
+    assert "u-late" in inter.user_ids and "1000000" in inter.user_ids  # the column is text throughout
+    assert inter.item_ids.to_numpy().dtype == object
+
+
+def test_lists_with_mixed_types_are_rejected():
+    with pytest.raises(TypeError, match="column 'user' mixes"):
+        Interactions.from_arrays([1, "a"], [1, 2])
+
+
+def test_missing_optional_dependency_names_the_extra(monkeypatch):
+    import sys
+    inter = Interactions.from_arrays([1], [2])
+    monkeypatch.setitem(sys.modules, "pandas", None)
+    with pytest.raises(ImportError, match=r"pip install recforge\[data\]"):
+        inter.to_pandas()
+    monkeypatch.setitem(sys.modules, "polars", None)
+    with pytest.raises(ImportError, match="pip install polars"):
+        Interactions.from_polars(object(), "u", "i")
+
+
+def test_parquet_streaming_matches_pandas(tmp_path):
+    rng = np.random.default_rng(1)
+    df = pd.DataFrame({"u": rng.integers(0, 10**9, 300_000), "i": rng.integers(5, 900, 300_000).astype(np.int32),
+                       "r": rng.random(300_000), "t": rng.integers(0, 10**9, 300_000)})
+    df.to_parquet(tmp_path / "big.parquet", row_group_size=70_000)
+    inter = read_parquet(tmp_path / "big.parquet", "u", "i", "r", "t")
+    u_codes, u_ids = pd.factorize(df["u"], sort=True)
+    i_codes, i_ids = pd.factorize(df["i"], sort=True)
+    assert np.array_equal(inter.users, u_codes) and np.array_equal(inter.items, i_codes)
+    assert np.array_equal(inter.user_ids.to_numpy(), u_ids) and np.array_equal(inter.item_ids.to_numpy(), i_ids)
+    assert np.array_equal(inter.values, df["r"].to_numpy(np.float32))
+    assert np.array_equal(inter.timestamps, df["t"].to_numpy())

@@ -76,7 +76,15 @@ class Interactions:
         for arr, name in ((vals, "values"), (times, "timestamps")):
             if arr is not None and arr.size != ucodes.size:
                 raise ValueError(f"{name} must have one entry per row ({ucodes.size}), got {arr.size}")
-        if mode == "mark":
+        return cls._from_codes(ucodes, umap, icodes, imap, vals, times, drop_unknown=mode == "mark",
+                               item_metadata=item_metadata)
+
+    @classmethod
+    def _from_codes(cls, ucodes: np.ndarray, umap: IdMap, icodes: np.ndarray, imap: IdMap,
+                    vals: np.ndarray | None, times: np.ndarray | None, *, drop_unknown: bool,
+                    item_metadata: Any) -> "Interactions":
+        """Assemble encoded columns; rows with code -1 (unknown ids) are dropped when asked."""
+        if drop_unknown:
             keep = (ucodes >= 0) & (icodes >= 0)
             if not keep.all():
                 ucodes, icodes = ucodes[keep], icodes[keep]

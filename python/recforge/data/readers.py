@@ -22,6 +22,7 @@ from typing import Any
 import numpy as np
 
 from recforge.data._deps import require
+from recforge.data.columns import as_timestamps, as_values, encode_ids
 from recforge.data.errors import BadRow, DataFormatError, LoadReport
 from recforge.data.interactions import Interactions
 
@@ -60,6 +61,83 @@ def from_arrow(table: Any, user: str = "user", item: str = "item", value: str | 
         column_names=(user, item, value, timestamp))
 
 
+def _from_batches(batches: Any, user: str, item: str, value: str | None, timestamp: str | None, *,
+                  source: str, item_metadata: Any = None, user_ids: Any = None, item_ids: Any = None,
+                  unknown: str = "raise") -> Interactions:
+    """Interactions from a stream of record batches, converting each batch as it arrives.
+
+    Only the id columns are kept in Arrow form until the end (they need the whole column to get
+    sorted codes); values and timestamps become float32/int64 numpy per batch, so the parser's
+    buffers never pile up. Peak memory stays near the size of the final arrays.
+    """
+    pa = require("pyarrow")
+    if unknown not in ("raise", "drop"):
+        raise ValueError(f"unknown must be 'raise' or 'drop', got {unknown!r}")
+    user_chunks, item_chunks, values, times = [], [], [], []
+    for batch in batches:
+        if batch.num_rows == 0:
+            continue
+        user_chunks.append(_compact_ids(batch.column(user)))
+        item_chunks.append(_compact_ids(batch.column(item)))
+        if value is not None:
+            values.append(as_values(_named(batch.column(value), value, "value"), value))
+        if timestamp is not None:
+            stamps = as_timestamps(batch.column(timestamp), timestamp)
+            times.append(stamps if stamps.base is None else stamps.copy())  # let Arrow free the batch
+        del batch
+    if not user_chunks:
+        raise ValueError(f"{source} is empty: no interactions to load")
+    mode = "mark" if unknown == "drop" else "raise"
+    column = _as_chunked_ids(user_chunks)
+    user_chunks.clear()
+    ucodes, umap = encode_ids(column, user, user_ids, mode)
+    column = _as_chunked_ids(item_chunks)
+    item_chunks.clear()
+    icodes, imap = encode_ids(column, item, item_ids, mode)
+    del column
+    vals = _concat(values)
+    stamps = _concat(times)
+    return Interactions._from_codes(ucodes, umap, icodes, imap, vals, stamps, drop_unknown=mode == "mark",
+                                    item_metadata=item_metadata)
+
+
+def _compact_ids(col: Any) -> Any:
+    """Integer ids without nulls as an owned numpy array (int32 when they fit); others stay Arrow."""
+    pa = require("pyarrow")
+    if not pa.types.is_integer(col.type) or col.null_count or len(col) == 0:
+        return col
+    arr = col.to_numpy()
+    small = np.iinfo(np.int32)
+    if arr.dtype.kind == "i" and small.min <= arr.min() and arr.max() <= small.max:
+        return arr.astype(np.int32)
+    return np.array(arr)
+
+
+def _as_chunked_ids(chunks: list[Any]) -> Any:
+    """One Arrow ChunkedArray over id chunks (numpy chunks are wrapped without copying)."""
+    pa = require("pyarrow")
+    dtypes = {c.dtype for c in chunks if isinstance(c, np.ndarray)}
+    common = np.result_type(*dtypes) if len(dtypes) > 1 else None
+    arrays = []
+    for chunk in chunks:
+        if isinstance(chunk, np.ndarray):
+            arrays.append(pa.array(chunk if common is None else chunk.astype(common)))
+        else:
+            arrays.append(chunk)
+    types = {a.type for a in arrays}
+    if len(types) > 1:
+        arrays = [a.cast(pa.int64()) if pa.types.is_integer(a.type) else a for a in arrays]
+    return pa.chunked_array(arrays)
+
+
+def _concat(parts: list[np.ndarray]) -> np.ndarray | None:
+    if not parts:
+        return None
+    out = np.concatenate(parts) if len(parts) > 1 else np.array(parts[0])
+    parts.clear()
+    return out
+
+
 def _named(col: Any, name: str, role: str) -> Any:
     pa = require("pyarrow")
     t = col.type
@@ -95,7 +173,7 @@ def from_pandas(df: Any, user: str = "user", item: str = "item", value: str | No
 def from_polars(df: Any, user: str = "user", item: str = "item", value: str | None = None,
                 timestamp: str | None = None, **kwargs: Any) -> Interactions:
     """From a polars DataFrame with the named columns (converted to Arrow without copying)."""
-    pl = require("polars", purpose="polars input")
+    pl = require("polars", extra=None, purpose="polars input")
     if not isinstance(df, pl.DataFrame):
         raise TypeError(f"df must be a polars.DataFrame, got {type(df).__name__}")
     needed = _needed(user, item, value, timestamp)
@@ -111,9 +189,10 @@ def read_parquet(path: Any, user: str = "user", item: str = "item", value: str |
     import pyarrow.parquet as pq
     path = _existing(path)
     needed = _needed(user, item, value, timestamp)
-    _check_columns(pq.read_schema(path).names, needed, str(path))
-    table = pq.read_table(path, columns=needed)
-    return from_arrow(table, user, item, value, timestamp, _source=str(path), **kwargs)
+    parquet = pq.ParquetFile(path, pre_buffer=False)  # pre-buffering holds whole row groups
+    _check_columns(parquet.schema_arrow.names, needed, str(path))
+    return _from_batches(parquet.iter_batches(batch_size=1 << 18, columns=needed), user, item, value,
+                         timestamp, source=str(path), **kwargs)
 
 
 def read_csv(path: Any, user: str = "user", item: str = "item", value: str | None = None,
@@ -141,10 +220,8 @@ def read_csv(path: Any, user: str = "user", item: str = "item", value: str | Non
     report = LoadReport(path=str(path))
     if lenient:
         report.bad_rows = spec.find_bad_lines(limit=None)
-    table = None
     try:
-        table = spec.read_table(skip_lines={b.line for b in report.bad_rows})
-        result = from_arrow(table, user, item, value, timestamp, _source=str(path), **kwargs)
+        result = spec.read(skip_lines={b.line for b in report.bad_rows}, **kwargs)
     except (ValueError, TypeError) as exc:
         if isinstance(exc, DataFormatError) and exc.line is not None:
             raise
@@ -169,6 +246,10 @@ def _existing(path: Any) -> Path:
     return p
 
 
+class _IdTypeChanged(Exception):
+    """An id column looked numeric in the first block but holds text later."""
+
+
 class _CsvSpec:
     """One delimited file's layout, with the fast Arrow read and the slow line-by-line diagnosis."""
 
@@ -191,28 +272,44 @@ class _CsvSpec:
             text = text.replace(self.sep.encode(self.encoding), b"\x1f")
         return io.BytesIO(text)
 
-    def read_table(self, skip_lines: set[int]) -> Any:
+    def read(self, skip_lines: set[int], **kwargs: Any) -> Interactions:
+        """Stream the file through pyarrow's CSV reader into Interactions.
+
+        Types are inferred from the first block; when an id column turns out to hold text further
+        down (and no line is malformed), the file is read again with the ids as strings.
+        """
+        try:
+            return self._read(skip_lines, ids_as_text=False, **kwargs)
+        except _IdTypeChanged:
+            return self._read(skip_lines, ids_as_text=True, **kwargs)
+
+    def _read(self, skip_lines: set[int], ids_as_text: bool, **kwargs: Any) -> Interactions:
         pa = require("pyarrow")
         import pyarrow.csv as pcsv
         delimiter = "\x1f" if len(self.sep) > 1 else self.sep
-        read = pcsv.ReadOptions(column_names=None if self.header else list(self.names),
-                                encoding=self.encoding, block_size=1 << 24)
-        if self.header and self.names:
-            read = pcsv.ReadOptions(column_names=list(self.names), skip_rows=1, encoding=self.encoding,
-                                    block_size=1 << 24)
-        types = {}
+        if self.names:
+            read = pcsv.ReadOptions(column_names=list(self.names), skip_rows=1 if self.header else 0,
+                                    encoding=self.encoding, block_size=1 << 22)
+        else:
+            read = pcsv.ReadOptions(encoding=self.encoding, block_size=1 << 22)
+        types = {name: pa.string() for name in self.ids} if ids_as_text else {}
         if self.value is not None:
             types[self.value] = pa.float32()
         convert = pcsv.ConvertOptions(include_columns=self.needed, column_types=types,
                                       null_values=[""], strings_can_be_null=True)
+        user, item = self.ids
         try:
-            return pcsv.read_csv(self._source(skip_lines), read_options=read,
-                                 parse_options=pcsv.ParseOptions(delimiter=delimiter),
-                                 convert_options=convert)
+            reader = pcsv.open_csv(self._source(skip_lines), read_options=read,
+                                   parse_options=pcsv.ParseOptions(delimiter=delimiter),
+                                   convert_options=convert)
+            return _from_batches(reader, user, item, self.value, self.timestamp, source=str(self.path), **kwargs)
         except pa.ArrowInvalid as exc:
-            if "Empty CSV file" in str(exc):
+            message = str(exc)
+            if "Empty CSV file" in message:
                 raise DataFormatError("the file is empty", self.path) from None
-            raise ValueError(str(exc)) from None
+            if not ids_as_text and "conversion error" in message and not self.find_bad_lines(limit=1):
+                raise _IdTypeChanged() from None
+            raise ValueError(message) from None
 
     def column_names(self) -> list[str]:
         if self.names:
