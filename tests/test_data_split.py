@@ -162,3 +162,28 @@ def test_split_bad_arguments():
         split.leave_last_out([1, 2, 3])
     with pytest.raises(TypeError, match="different types"):
         split.predefined(Interactions.from_arrays([1], [1]), Interactions.from_arrays(["a"], [1]))
+
+
+def test_leave_last_out_and_by_user_random_against_brute_force():
+    rng = np.random.default_rng(11)
+    n = 2000
+    users, items = rng.integers(0, 80, n), rng.integers(0, 300, n)
+    times = rng.integers(0, 50, n)  # many ties
+    inter = Interactions.from_arrays(users, items, None, times)
+    # brute force: each user's rows ordered by (time, row); the last min(2, count - 1) go to test
+    by_user: dict[int, list[tuple[int, int]]] = {}
+    for row in range(n):
+        by_user.setdefault(int(inter.users[row]), []).append((int(times[row]), row))
+    expected = set()
+    for rows in by_user.values():
+        rows.sort()
+        k = min(2, len(rows) - 1)
+        expected |= {row for _, row in rows[len(rows) - k:]} if k > 0 else set()
+    test = split.leave_last_out(inter, n=2, drop_unseen=False).test
+    got_keys = sorted(zip(test.users.tolist(), test.items.tolist(), test.timestamps.tolist()))
+    want_keys = sorted((int(inter.users[r]), int(inter.items[r]), int(times[r])) for r in expected)
+    assert got_keys == want_keys
+    # by-user random: exactly round_half_up(0.3 * count) test rows for every user
+    rand = split.random(inter, 0.3, by_user=True, seed=2, drop_unseen=False).test
+    counts = np.bincount(inter.users, minlength=inter.n_users)
+    assert rand.user_counts().tolist() == [int(np.floor(0.3 * c + 0.5)) for c in counts]

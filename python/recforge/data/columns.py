@@ -3,7 +3,8 @@
 Every conversion is vectorised (pyarrow compute when pyarrow is installed, numpy otherwise)
 and checks its input once, naming the column in the error:
 
-* ids must be integers or strings, one type per column, no missing values;
+* ids must be integers or strings, one type per column, no missing values (any integer,
+  negative included, is a valid id: ids are mapped to codes, never used as codes);
 * values must be numeric (missing values become NaN, which :func:`recforge.data.clean` removes);
 * timestamps must be integers, integral floats or datetimes (stored as int64 seconds), none missing.
 
