@@ -187,3 +187,13 @@ def test_leave_last_out_and_by_user_random_against_brute_force():
     rand = split.random(inter, 0.3, by_user=True, seed=2, drop_unseen=False).test
     counts = np.bincount(inter.users, minlength=inter.n_users)
     assert rand.user_counts().tolist() == [int(np.floor(0.3 * c + 0.5)) for c in counts]
+
+
+def test_split_results_pickle():
+    import pickle
+    result = split.leave_last_out(timeline(), drop_unseen=False)
+    back = pickle.loads(pickle.dumps(result))
+    train, test = back
+    assert back.report == result.report
+    assert np.array_equal(test.items, result.test.items) and train.user_ids == result.train.user_ids
+    assert test.user_ids.code("b") == 1

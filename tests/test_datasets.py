@@ -6,7 +6,6 @@ by recforge.
 from __future__ import annotations
 
 import csv
-import importlib
 import gzip
 import hashlib
 import shutil
@@ -19,9 +18,7 @@ import pytest
 from conftest import data_dir, data_file, shared_data_root
 from recforge.data import DatasetNotFoundError, split
 from recforge.datasets import amazon, data_home, goodbooks, lightgcn, movielens, read_ml1m_ratings
-
-# the loader functions shadow their modules' names on the package, so fetch the module itself
-ml = importlib.import_module("recforge.datasets.movielens")
+from recforge.datasets import _movielens as ml  # the module behind movielens(): URL table, bundled copy
 
 
 def root() -> Path:

@@ -15,10 +15,10 @@ Each dataset has its own terms (see each loader's module docstring); MovieLens i
 """
 from recforge.data.errors import DatasetNotFoundError
 from recforge.datasets._fetch import data_home
-from recforge.datasets.amazon import amazon
-from recforge.datasets.goodbooks import goodbooks
-from recforge.datasets.lightgcn import lightgcn
-from recforge.datasets.movielens import movielens, read_ml1m_ratings
+from recforge.datasets._amazon import amazon
+from recforge.datasets._goodbooks import goodbooks
+from recforge.datasets._lightgcn import lightgcn
+from recforge.datasets._movielens import movielens, read_ml1m_ratings
 
 __all__ = ["movielens", "amazon", "lightgcn", "goodbooks", "data_home", "read_ml1m_ratings",
            "DatasetNotFoundError"]
