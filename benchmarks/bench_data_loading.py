@@ -9,6 +9,7 @@ checked to agree: recforge's codes equal pandas.factorize(sort=True) codes, valu
 
     python benchmarks/bench_data_loading.py --rows 20000000
     python benchmarks/bench_data_loading.py --rows 1000000 --repeat 3
+    python benchmarks/bench_data_loading.py --only "recforge read_csv"   # one reader, fresh process
 """
 from __future__ import annotations
 
@@ -114,6 +115,8 @@ def main() -> None:
     parser.add_argument("--rows", type=int, default=20_000_000)
     parser.add_argument("--repeat", type=int, default=1)
     parser.add_argument("--dir", type=Path, default=Path("/tmp/recforge_bench_data"))
+    parser.add_argument("--only", default=None,
+                        help="run only the readers whose name contains this text (peak memory in a fresh process)")
     args = parser.parse_args()
 
     import pandas as pd
@@ -150,6 +153,8 @@ def main() -> None:
         ("parquet", "recforge read_parquet",
          lambda: read_parquet(parquet_path, "userId", "movieId", "rating", "timestamp")),
     ]
+    if args.only:
+        cases = [c for c in cases if args.only in c[1]]
     rows, results = [], {}
     for fmt, name, fn in cases:
         seconds, peak, result = run_case(fn, args.repeat)
@@ -164,6 +169,8 @@ def main() -> None:
     print()
     print_table(rows, ["format", "reader", "median s", "peak MB (+RSS)", "result MB"])
 
+    if args.only:
+        return
     # agreement: recforge codes == pandas.factorize(sort=True) codes, values equal
     df, u_codes, i_codes = results["pandas.read_csv + factorize ids"]
     for name in ("recforge read_csv", "recforge read_parquet"):
