@@ -139,9 +139,11 @@ def _encode_arrow(arr, name: str, vocabulary: IdMap | None, unknown: str):
     rank[order] = np.arange(len(order), dtype=np.int32)
     pos = 0
     for chunk in encoded.chunks:
-        m = len(chunk)
-        codes[pos:pos + m] = rank[chunk.indices.to_numpy(zero_copy_only=False)]
-        pos += m
+        indices = chunk.indices.to_numpy(zero_copy_only=False)
+        for start in range(0, indices.size, 1 << 20):
+            block = indices[start:start + (1 << 20)]
+            np.take(rank, block, out=codes[pos:pos + block.size])
+            pos += block.size
     ids = dictionary.take(pa.array(order)).to_numpy(zero_copy_only=False)
     if ids.dtype.kind in "iu" and (ids.dtype.kind == "i" or ids.max() <= np.iinfo(np.int64).max):
         ids = ids.astype(np.int64)
@@ -171,17 +173,23 @@ def _encode_dense_ints(arr, codes: np.ndarray) -> IdMap | None:
     if span > max(2 * len(arr), 1 << 20) or span >= np.iinfo(np.int32).max or high > np.iinfo(np.int64).max:
         return None
     present = np.zeros(span, dtype=bool)
-    chunks = [c for c in arr.chunks if len(c)]
-    for chunk in chunks:
-        present[chunk.to_numpy() - low] = True
+    for block in _blocks(arr):
+        present[block - low] = True
     rank = np.cumsum(present, dtype=np.int32)
     rank -= 1
     pos = 0
-    for chunk in chunks:
-        m = len(chunk)
-        np.take(rank, chunk.to_numpy() - low, out=codes[pos:pos + m])
-        pos += m
+    for block in _blocks(arr):
+        np.take(rank, block - low, out=codes[pos:pos + block.size])
+        pos += block.size
     return IdMap(np.flatnonzero(present).astype(np.int64) + low)
+
+
+def _blocks(arr, size: int = 1 << 20):
+    """numpy views of an Arrow integer column, at most ``size`` values each (bounds temporaries)."""
+    for chunk in arr.chunks:
+        values = chunk.to_numpy()
+        for start in range(0, values.size, size):
+            yield values[start:start + size]
 
 
 def _handle_unknown(codes: np.ndarray, arr, name: str, unknown: str) -> None:

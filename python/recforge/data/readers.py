@@ -62,80 +62,119 @@ def from_arrow(table: Any, user: str = "user", item: str = "item", value: str | 
 
 
 def _from_batches(batches: Any, user: str, item: str, value: str | None, timestamp: str | None, *,
-                  source: str, item_metadata: Any = None, user_ids: Any = None, item_ids: Any = None,
-                  unknown: str = "raise") -> Interactions:
+                  source: str, capacity: int | None = None, item_metadata: Any = None,
+                  user_ids: Any = None, item_ids: Any = None, unknown: str = "raise") -> Interactions:
     """Interactions from a stream of record batches, converting each batch as it arrives.
 
-    Only the id columns are kept in Arrow form until the end (they need the whole column to get
-    sorted codes); values and timestamps become float32/int64 numpy per batch, so the parser's
-    buffers never pile up. Peak memory stays near the size of the final arrays.
+    Values and timestamps are written batch by batch into arrays sized for ``capacity`` rows (an
+    upper bound, e.g. the file's line count); id columns are kept per batch (int32 when they fit)
+    until the end, as sorted codes need the whole column. The parser's buffers never pile up,
+    and peak memory stays near the size of the final arrays.
     """
     pa = require("pyarrow")
     if unknown not in ("raise", "drop"):
         raise ValueError(f"unknown must be 'raise' or 'drop', got {unknown!r}")
-    user_chunks, item_chunks, values, times = [], [], [], []
+    users, items = _IdColumn(capacity), _IdColumn(capacity)
+    values = None if value is None else _Column(np.float32, capacity)
+    times = None if timestamp is None else _Column(np.int64, capacity)
     for batch in batches:
         if batch.num_rows == 0:
             continue
-        user_chunks.append(_compact_ids(batch.column(user)))
-        item_chunks.append(_compact_ids(batch.column(item)))
-        if value is not None:
+        users.append(batch.column(user))
+        items.append(batch.column(item))
+        if values is not None:
             values.append(as_values(_named(batch.column(value), value, "value"), value))
-        if timestamp is not None:
-            stamps = as_timestamps(batch.column(timestamp), timestamp)
-            times.append(stamps if stamps.base is None else stamps.copy())  # let Arrow free the batch
+        if times is not None:
+            times.append(as_timestamps(batch.column(timestamp), timestamp))
         del batch
-    if not user_chunks:
+    if users.empty:
         raise ValueError(f"{source} is empty: no interactions to load")
     mode = "mark" if unknown == "drop" else "raise"
-    column = _as_chunked_ids(user_chunks)
-    user_chunks.clear()
-    ucodes, umap = encode_ids(column, user, user_ids, mode)
-    column = _as_chunked_ids(item_chunks)
-    item_chunks.clear()
-    icodes, imap = encode_ids(column, item, item_ids, mode)
-    del column
-    vals = _concat(values)
-    stamps = _concat(times)
-    return Interactions._from_codes(ucodes, umap, icodes, imap, vals, stamps, drop_unknown=mode == "mark",
+    ucodes, umap = encode_ids(users.take(), user, user_ids, mode)
+    icodes, imap = encode_ids(items.take(), item, item_ids, mode)
+    return Interactions._from_codes(ucodes, umap, icodes, imap, None if values is None else values.result(),
+                                    None if times is None else times.result(), drop_unknown=mode == "mark",
                                     item_metadata=item_metadata)
 
 
-def _compact_ids(col: Any) -> Any:
-    """Integer ids without nulls as an owned numpy array (int32 when they fit); others stay Arrow."""
-    pa = require("pyarrow")
-    if not pa.types.is_integer(col.type) or col.null_count or len(col) == 0:
-        return col
-    arr = col.to_numpy()
-    small = np.iinfo(np.int32)
-    if arr.dtype.kind == "i" and small.min <= arr.min() and arr.max() <= small.max:
-        return arr.astype(np.int32)
-    return np.array(arr)
+class _Column:
+    """A numpy column filled batch by batch; preallocated to ``capacity`` rows, grown 1.5x if needed.
+
+    Pages of the unused tail are never touched, so an over-estimated capacity costs no memory.
+    """
+
+    def __init__(self, dtype: Any, capacity: int | None):
+        self.buffer = np.empty(max(int(capacity or 0), 1 << 16), dtype=dtype)
+        self.size = 0
+
+    def append(self, part: np.ndarray) -> None:
+        end = self.size + part.size
+        if end > self.buffer.size:
+            grown = np.empty(max(end, int(self.buffer.size * 1.5)), dtype=self.buffer.dtype)
+            grown[:self.size] = self.buffer[:self.size]
+            self.buffer = grown
+        self.buffer[self.size:end] = part
+        self.size = end
+
+    def widen(self, dtype: Any) -> None:
+        wider = np.empty(self.buffer.size, dtype=dtype)
+        wider[:self.size] = self.buffer[:self.size]
+        self.buffer = wider
+
+    def result(self) -> np.ndarray:
+        return self.buffer[:self.size]
+
+
+class _IdColumn:
+    """An id column filled batch by batch: integers without nulls go into one numpy buffer (int32
+    while they fit), anything else (text, nulls) is kept as Arrow chunks for :func:`encode_ids`."""
+
+    def __init__(self, capacity: int | None):
+        self.capacity = capacity
+        self.numbers: _Column | None = None
+        self.chunks: list[Any] = []
+
+    @property
+    def empty(self) -> bool:
+        return self.numbers is None and not self.chunks
+
+    def append(self, col: Any) -> None:
+        pa = require("pyarrow")
+        if pa.types.is_integer(col.type) and not col.null_count and not self.chunks:
+            arr = col.to_numpy()
+            small = np.iinfo(np.int32)
+            fits = arr.dtype.kind == "i" and (arr.size == 0 or (small.min <= arr.min() and arr.max() <= small.max))
+            if self.numbers is None:
+                self.numbers = _Column(np.int32 if fits else np.int64, self.capacity)
+            elif not fits and self.numbers.buffer.dtype == np.int32:
+                self.numbers.widen(np.int64)
+            self.numbers.append(arr)
+            return
+        if self.numbers is not None:
+            self.chunks.append(pa.array(self.numbers.result()))
+            self.numbers = None
+        self.chunks.append(col)
+
+    def take(self) -> Any:
+        """The whole column as one Arrow ChunkedArray (numpy wrapped without copying); empties self."""
+        pa = require("pyarrow")
+        if self.numbers is not None:
+            column = pa.chunked_array([pa.array(self.numbers.result())])
+            self.numbers = None
+            return column
+        column = _as_chunked_ids(self.chunks)
+        self.chunks = []
+        return column
 
 
 def _as_chunked_ids(chunks: list[Any]) -> Any:
-    """One Arrow ChunkedArray over id chunks (numpy chunks are wrapped without copying)."""
+    """One Arrow ChunkedArray over id chunks (integer chunks of different widths become int64)."""
     pa = require("pyarrow")
-    dtypes = {c.dtype for c in chunks if isinstance(c, np.ndarray)}
-    common = np.result_type(*dtypes) if len(dtypes) > 1 else None
-    arrays = []
-    for chunk in chunks:
-        if isinstance(chunk, np.ndarray):
-            arrays.append(pa.array(chunk if common is None else chunk.astype(common)))
-        else:
-            arrays.append(chunk)
+    arrays = list(chunks)
     types = {a.type for a in arrays}
     if len(types) > 1:
         arrays = [a.cast(pa.int64()) if pa.types.is_integer(a.type) else a for a in arrays]
     return pa.chunked_array(arrays)
-
-
-def _concat(parts: list[np.ndarray]) -> np.ndarray | None:
-    if not parts:
-        return None
-    out = np.concatenate(parts) if len(parts) > 1 else np.array(parts[0])
-    parts.clear()
-    return out
 
 
 def _named(col: Any, name: str, role: str) -> Any:
@@ -192,7 +231,7 @@ def read_parquet(path: Any, user: str = "user", item: str = "item", value: str |
     parquet = pq.ParquetFile(path, pre_buffer=False)  # pre-buffering holds whole row groups
     _check_columns(parquet.schema_arrow.names, needed, str(path))
     return _from_batches(parquet.iter_batches(batch_size=1 << 18, columns=needed), user, item, value,
-                         timestamp, source=str(path), **kwargs)
+                         timestamp, source=str(path), capacity=parquet.metadata.num_rows, **kwargs)
 
 
 def read_csv(path: Any, user: str = "user", item: str = "item", value: str | None = None,
@@ -302,7 +341,8 @@ class _CsvSpec:
             reader = pcsv.open_csv(self._source(skip_lines), read_options=read,
                                    parse_options=pcsv.ParseOptions(delimiter=delimiter),
                                    convert_options=convert)
-            return _from_batches(reader, user, item, self.value, self.timestamp, source=str(self.path), **kwargs)
+            return _from_batches(reader, user, item, self.value, self.timestamp, source=str(self.path),
+                                 capacity=self.line_count(), **kwargs)
         except pa.ArrowInvalid as exc:
             message = str(exc)
             if "Empty CSV file" in message:
@@ -310,6 +350,15 @@ class _CsvSpec:
             if not ids_as_text and "conversion error" in message and not self.find_bad_lines(limit=1):
                 raise _IdTypeChanged() from None
             raise ValueError(message) from None
+
+    def line_count(self) -> int:
+        """An upper bound on the number of records: the number of line breaks plus one."""
+        count = 0
+        opener = gzip.open if self.path.suffix == ".gz" else open
+        with opener(self.path, "rb") as f:
+            for block in iter(lambda: f.read(1 << 24), b""):
+                count += max(block.count(b"\n"), block.count(b"\r"))
+        return count + 1
 
     def column_names(self) -> list[str]:
         if self.names:
