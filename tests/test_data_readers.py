@@ -204,3 +204,13 @@ def test_parquet_streaming_matches_pandas(tmp_path):
     assert np.array_equal(inter.user_ids.to_numpy(), u_ids) and np.array_equal(inter.item_ids.to_numpy(), i_ids)
     assert np.array_equal(inter.values, df["r"].to_numpy(np.float32))
     assert np.array_equal(inter.timestamps, df["t"].to_numpy())
+
+
+def test_huge_unsigned_ids_are_kept_exactly(tmp_path):
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+    ids = np.array([2**64 - 1, 5, 2**63 + 7, 5], dtype=np.uint64)
+    pq.write_table(pa.table({"u": ids, "i": np.array([1, 2, 3, 4])}), tmp_path / "u.parquet")
+    inter = read_parquet(tmp_path / "u.parquet", "u", "i")
+    assert [int(x) for x in inter.user_ids[inter.users]] == [int(x) for x in ids]
+    assert inter.n_users == 3

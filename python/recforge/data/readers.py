@@ -1,8 +1,10 @@
 """Readers: data frames, Arrow tables, CSV/Parquet files and sequence files -> Interactions.
 
 The caller names the columns (``user``, ``item`` and optionally ``value`` and ``timestamp``).
-Files are parsed by pyarrow (multi-threaded) and ids are dictionary-encoded in Arrow, so a
-large table loads in about the time pyarrow takes to read it; needs ``recforge[data]``.
+Files are streamed through pyarrow's readers batch by batch into preallocated numpy columns,
+and ids are encoded at the end (a presence table for dense integer ids, Arrow hashing
+otherwise), so a large table loads in about the time pandas/pyarrow take to read it while
+peak memory stays near the size of the result; needs ``recforge[data]``.
 
 Errors name where the problem is: a missing file (FileNotFoundError), a missing column
 (ValueError listing the columns there are), a malformed line — wrong number of fields, a
@@ -67,11 +69,11 @@ def _from_batches(batches: Any, user: str, item: str, value: str | None, timesta
     """Interactions from a stream of record batches, converting each batch as it arrives.
 
     Values and timestamps are written batch by batch into arrays sized for ``capacity`` rows (an
-    upper bound, e.g. the file's line count); id columns are kept per batch (int32 when they fit)
-    until the end, as sorted codes need the whole column. The parser's buffers never pile up,
-    and peak memory stays near the size of the final arrays.
+    upper bound, e.g. the file's line count); integer ids likewise (int32 while they fit), text ids
+    as Arrow chunks. Codes are made at the end, as sorted codes need the whole column. The
+    parser's buffers never pile up, and peak memory stays near the size of the final arrays.
     """
-    pa = require("pyarrow")
+    require("pyarrow")
     if unknown not in ("raise", "drop"):
         raise ValueError(f"unknown must be 'raise' or 'drop', got {unknown!r}")
     users, items = _IdColumn(capacity), _IdColumn(capacity)
@@ -125,6 +127,17 @@ class _Column:
         return self.buffer[:self.size]
 
 
+def _int64_compatible(col: Any) -> bool:
+    """Integer ids without nulls whose values all fit int64 (huge uint64 ids stay in Arrow)."""
+    pa = require("pyarrow")
+    if not pa.types.is_integer(col.type) or col.null_count:
+        return False
+    if col.type != pa.uint64() or len(col) == 0:
+        return True
+    import pyarrow.compute as pc
+    return pc.max(col).as_py() <= np.iinfo(np.int64).max
+
+
 class _IdColumn:
     """An id column filled batch by batch: integers without nulls go into one numpy buffer (int32
     while they fit), anything else (text, nulls) is kept as Arrow chunks for :func:`encode_ids`."""
@@ -140,7 +153,7 @@ class _IdColumn:
 
     def append(self, col: Any) -> None:
         pa = require("pyarrow")
-        if pa.types.is_integer(col.type) and not col.null_count and not self.chunks:
+        if _int64_compatible(col) and not self.chunks:
             arr = col.to_numpy()
             small = np.iinfo(np.int32)
             fits = arr.dtype.kind == "i" and (arr.size == 0 or (small.min <= arr.min() and arr.max() <= small.max))
