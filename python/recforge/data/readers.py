@@ -355,7 +355,7 @@ class _CsvSpec:
                                    parse_options=pcsv.ParseOptions(delimiter=delimiter),
                                    convert_options=convert)
             return _from_batches(reader, user, item, self.value, self.timestamp, source=str(self.path),
-                                 capacity=self.line_count(), **kwargs)
+                                 capacity=self.max_records(), **kwargs)
         except pa.ArrowInvalid as exc:
             message = str(exc)
             if "Empty CSV file" in message:
@@ -364,8 +364,14 @@ class _CsvSpec:
                 raise _IdTypeChanged() from None
             raise ValueError(message) from None
 
-    def line_count(self) -> int:
-        """An upper bound on the number of records: the number of line breaks plus one."""
+    def max_records(self) -> int:
+        """An upper bound on the number of records, without reading an uncompressed file.
+
+        A record of k fields takes at least k bytes (k - 1 separators and a line break), so an
+        uncompressed file holds at most size / k + 1 records; gzip files have their lines counted.
+        """
+        if self.path.suffix != ".gz":
+            return self.path.stat().st_size // max(len(self.column_names()), 1) + 1
         count = 0
         opener = gzip.open if self.path.suffix == ".gz" else open
         with opener(self.path, "rb") as f:
