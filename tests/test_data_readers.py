@@ -214,3 +214,12 @@ def test_huge_unsigned_ids_are_kept_exactly(tmp_path):
     inter = read_parquet(tmp_path / "u.parquet", "u", "i")
     assert [int(x) for x in inter.user_ids[inter.users]] == [int(x) for x in ids]
     assert inter.n_users == 3
+
+
+def test_pandas_extension_dtypes():
+    df = pd.DataFrame({"u": pd.Categorical(["b", "a", "b"]), "i": pd.array([1, 2, None], dtype="Int64"),
+                       "r": pd.array([1.5, None, 3.0], dtype="Float64")})
+    ok = Interactions.from_pandas(df.iloc[:2], "u", "i", "r")
+    assert ok.user_ids[ok.users].tolist() == ["b", "a"] and np.isnan(ok.values[1])
+    with pytest.raises(ValueError, match="column 'i' has 1 missing ids, first at row 2"):
+        Interactions.from_pandas(df, "u", "i", "r")
