@@ -85,7 +85,7 @@ def as_user_items(data: Any, name: str = "data") -> tuple[sp.csr_matrix, IdMap, 
 def pattern(X: sp.spmatrix) -> sp.csr_matrix:
     """X's stored entries as ones (float32 CSR)."""
     X = X.tocsr()
-    return sp.csr_matrix((np.ones(X.nnz, dtype=np.float32), X.indices, X.indptr), shape=X.shape)
+    return sp.csr_matrix((np.ones(X.nnz, dtype=np.float32), X.indices.copy(), X.indptr.copy()), shape=X.shape)
 
 
 class Recommender:

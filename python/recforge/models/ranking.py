@@ -100,9 +100,9 @@ def complete_sparse_topn(found: sp.csr_matrix, n: int, exclude: sp.csr_matrix | 
     unknown = (lengths >= n) & (n_pos < n)           # negatives fill the list: zeros may be missing
     needs_zeros = (lengths < n) & ~unknown
     # positives keep their place; negatives are shifted right by the zero-score items inserted
-    zero_blocked = found if exclude is None else (_pattern(found) + _pattern(exclude)).tocsr()
     if needs_zeros.any():
-        zero_blocked.sort_indices()
+        zero_blocked = _pattern(found) if exclude is None else (_pattern(found) + _pattern(exclude)).tocsr()
+        zero_blocked.sort_indices()       # a copy: `found` keeps its best-first order
         zeros = first_free_codes(zero_blocked, np.where(needs_zeros, n - n_pos, 0))
     else:
         zeros = sp.csr_matrix((m, n_items), dtype=np.float32)
@@ -128,4 +128,4 @@ def complete_sparse_topn(found: sp.csr_matrix, n: int, exclude: sp.csr_matrix | 
 
 def _pattern(X: sp.spmatrix) -> sp.csr_matrix:
     X = X.tocsr()
-    return sp.csr_matrix((np.ones(X.nnz, dtype=np.float32), X.indices, X.indptr), shape=X.shape)
+    return sp.csr_matrix((np.ones(X.nnz, dtype=np.float32), X.indices.copy(), X.indptr.copy()), shape=X.shape)
