@@ -15,7 +15,7 @@ import numpy as np
 import scipy.sparse as sp
 
 sys.path.insert(0, os.path.dirname(__file__))
-from common import gowalla_train, measure, ml100k, powerlaw_interactions, print_table  # noqa: E402
+from common import cached_powerlaw_interactions, gowalla_train, measure, ml100k, print_table  # noqa: E402
 
 from recforge.kernels import similarity_topk  # noqa: E402
 
@@ -86,7 +86,10 @@ def load(name: str, scale: float) -> sp.csr_matrix:
     if name == "gowalla":
         return gowalla_train()
     if name == "synthetic":
-        return powerlaw_interactions(int(138_000 * scale), int(27_000 * scale) or 1, int(20_000_000 * scale), seed=0)
+        if scale == 1.0:
+            return cached_powerlaw_interactions()
+        return cached_powerlaw_interactions(n_users=int(138_000 * scale), n_items=max(1, int(27_000 * scale)),
+                                            nnz=int(20_000_000 * scale))
     raise ValueError(name)
 
 
@@ -97,6 +100,7 @@ def main() -> None:
     p.add_argument("--datasets", nargs="+", default=["ml100k", "gowalla", "synthetic"])
     p.add_argument("--peers", nargs="+", default=["implicit", "sparse_dot_topn", "scipy"])
     p.add_argument("--repeat", type=int, default=3)
+    p.add_argument("--warmup", type=int, default=1)
     p.add_argument("--scale", type=float, default=1.0, help="shrink the synthetic matrix (e.g. 0.1)")
     args = p.parse_args()
     os.environ["OMP_NUM_THREADS"] = str(args.threads)
@@ -109,7 +113,7 @@ def main() -> None:
         madds = float(np.square(np.diff(R.indptr).astype(np.float64)).sum())
         print(f"\n== {name}: {R.shape[0]} users x {R.shape[1]} items, {R.nnz} interactions, "
               f"{madds / 1e9:.2f} G multiply-adds in R^T R; item-item cosine, k={args.k}, {args.threads} threads")
-        t, spread, ours = measure(lambda: run_recforge(X, args.k, args.threads), repeat=args.repeat)
+        t, spread, ours = measure(lambda: run_recforge(X, args.k, args.threads), repeat=args.repeat, warmup=args.warmup)
         reference = drop_self(ours, args.k)
         rows = [{"library": "recforge", "median_s": f"{t:.3f}", "spread_s": f"{spread:.3f}", "agrees": "ref", "ratio": "1.00"}]
         runners = {
@@ -123,7 +127,7 @@ def main() -> None:
                 rows.append({"library": "scipy (chunked, 1 thread)", "median_s": "skipped: hours at this size"})
                 continue
             try:
-                pt, pspread, res = measure(runners[peer], repeat=args.repeat)
+                pt, pspread, res = measure(runners[peer], repeat=args.repeat, warmup=args.warmup)
             except ImportError as exc:
                 rows.append({"library": peer, "median_s": f"not installed ({exc})"})
                 continue

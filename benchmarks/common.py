@@ -51,6 +51,18 @@ def powerlaw_interactions(n_users: int = 138_000, n_items: int = 27_000, nnz: in
                          shape=(n_users, n_items))
 
 
+def cached_powerlaw_interactions(**kwargs) -> sp.csr_matrix:
+    """powerlaw_interactions, cached as .npz under ~/.cache/recforge-bench (generation takes minutes)."""
+    key = "_".join(f"{k}={kwargs[k]}" for k in sorted(kwargs)) or "default"
+    path = Path.home() / ".cache" / "recforge-bench" / f"powerlaw_{key}.npz"
+    if path.exists():
+        return sp.load_npz(path).tocsr()
+    R = powerlaw_interactions(**kwargs)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    sp.save_npz(path, R)
+    return R
+
+
 def ml100k() -> sp.csr_matrix:
     """MovieLens 100K ratings as a users x items float32 CSR."""
     raw = np.loadtxt(data_root() / "ml-100k" / "u.data", dtype=np.int64)

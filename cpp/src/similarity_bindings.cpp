@@ -15,12 +15,12 @@ using namespace recforge::similarity;
 
 namespace {
 
-template <class T, class I>
-CsrView<T, I> view(const py::array& indptr, const py::array& indices, const py::object& data,
-                   int64_t rows, int64_t cols) {
+template <class T, class I, class J = I>
+CsrView<T, I, J> view(const py::array& indptr, const py::array& indices, const py::object& data,
+                      int64_t rows, int64_t cols) {
     const T* values = data.is_none() ? nullptr : static_cast<const T*>(py::cast<py::array>(data).data());
-    return CsrView<T, I>{static_cast<const I*>(indptr.data()), static_cast<const I*>(indices.data()),
-                         values, rows, cols};
+    return CsrView<T, I, J>{static_cast<const I*>(indptr.data()), static_cast<const J*>(indices.data()),
+                            values, rows, cols};
 }
 
 template <class T>
@@ -60,7 +60,7 @@ py::tuple to_csr(RowResults<T, I>&& r, int num_threads) {
     return py::make_tuple(indptr, indices, data);
 }
 
-template <class T, class I>
+template <class T, class I, class J>
 py::tuple run_typed(const py::array& x_indptr, const py::array& x_indices, const py::object& x_data,
                     int64_t m, int64_t d, const py::array& yt_indptr, const py::array& yt_indices,
                     const py::object& yt_data, int64_t n, int kind, bool count, int64_t k,
@@ -69,7 +69,7 @@ py::tuple run_typed(const py::array& x_indptr, const py::array& x_indices, const
                     bool symmetric, const py::object& ex_indptr, const py::object& ex_indices,
                     int num_threads) {
     auto x = view<T, I>(x_indptr, x_indices, x_data, m, d);
-    auto yt = view<T, I>(yt_indptr, yt_indices, yt_data, d, n);
+    auto yt = view<T, I, J>(yt_indptr, yt_indices, yt_data, d, n);
     if (static_cast<Kind>(kind) == Kind::Jaccard) x.data = yt.data = nullptr;  // pattern only
     CsrView<T, I> ex{};
     const bool has_exclude = !ex_indptr.is_none();
@@ -86,7 +86,7 @@ py::tuple run_typed(const py::array& x_indptr, const py::array& x_indices, const
         py::gil_scoped_release release;
         auto go = [&](auto policy) {
             using P = decltype(policy);
-            result = Kernel<P, T, I>(x, yt, ctx, k, symmetric, has_exclude ? &ex : nullptr).run(num_threads);
+            result = Kernel<P, T, I, J>(x, yt, ctx, k, symmetric, has_exclude ? &ex : nullptr).run(num_threads);
         };
         switch (static_cast<Kind>(kind)) {
             case Kind::Dot:
@@ -109,10 +109,19 @@ py::tuple similarity_topk(const py::array& x_indptr, const py::array& x_indices,
                           const py::object& ex_indices, int num_threads) {
     const bool f64 = py::cast<py::array>(x_data).dtype().itemsize() == 8;
     const bool i64 = x_indices.dtype().itemsize() == 8;
-#define RECFORGE_SIM_CALL(T, I)                                                                      \
-    return run_typed<T, I>(x_indptr, x_indices, x_data, m, d, yt_indptr, yt_indices, yt_data, n,   \
-                           kind, count, k, shrink, min_support, x_scale, y_scale, x_size, y_size,  \
-                           symmetric, ex_indptr, ex_indices, num_threads)
+    const bool narrow = yt_indices.dtype().itemsize() == 2;  // uint16 columns of Yt
+#define RECFORGE_SIM_CALL(T, I)                                                                    \
+    do {                                                                                           \
+        if (narrow)                                                                                \
+            return run_typed<T, I, uint16_t>(x_indptr, x_indices, x_data, m, d, yt_indptr,         \
+                                             yt_indices, yt_data, n, kind, count, k, shrink,       \
+                                             min_support, x_scale, y_scale, x_size, y_size,        \
+                                             symmetric, ex_indptr, ex_indices, num_threads);       \
+        return run_typed<T, I, I>(x_indptr, x_indices, x_data, m, d, yt_indptr, yt_indices,        \
+                                  yt_data, n, kind, count, k, shrink, min_support, x_scale,        \
+                                  y_scale, x_size, y_size, symmetric, ex_indptr, ex_indices,       \
+                                  num_threads);                                                    \
+    } while (0)
     if (f64) {
         if (i64) RECFORGE_SIM_CALL(double, int64_t);
         RECFORGE_SIM_CALL(double, int32_t);

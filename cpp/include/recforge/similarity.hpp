@@ -125,14 +125,15 @@ struct RowResults {
     std::vector<int64_t> counts;
 };
 
-template <class Policy, class T, class I>
+// I: offsets and indices of X (and of the output); J: column indices of Yt.
+template <class Policy, class T, class I, class J>
 class Kernel {
     using A = typename Policy::Acc;
     static constexpr int C = Policy::C;
 
 public:
     // exclude (optional, pattern only): row i never returns the columns stored in its row.
-    Kernel(const CsrView<T, I>& x, const CsrView<T, I>& yt, const Context<T>& ctx, int64_t k,
+    Kernel(const CsrView<T, I>& x, const CsrView<T, I, J>& yt, const Context<T>& ctx, int64_t k,
            bool symmetric, const CsrView<T, I>* exclude = nullptr)
         : x_(x), yt_(yt), ctx_(ctx), k_(k), symmetric_(symmetric), exclude_(exclude) {}
 
@@ -211,7 +212,7 @@ private:
             int64_t b = yt_.row_begin(u);
             const int64_t e = yt_.row_end(u);
             if (symmetric_) {
-                b = std::upper_bound(yt_.indices + b, yt_.indices + e, static_cast<I>(i)) - yt_.indices;
+                b = std::upper_bound(yt_.indices + b, yt_.indices + e, static_cast<J>(i)) - yt_.indices;
             }
             st.seg_begin[p - xb] = b;
             work += e - b;
@@ -230,9 +231,17 @@ private:
             on_pair(s, j);
             if (!flag_excluded || !st.excluded[j]) top.push(Scored<T, I>{s, static_cast<I>(j)});
         };
-        // Rows with enough work mark touched columns in a bitmap (branch-free, read back in
+        // Rows with less work mark touched columns in a bitmap (branch-free, read back in
         // column order); very sparse rows keep a list of first touches instead.
-        if (work * 4 >= (n >> 6)) {
+        if (work >= n - lo) {
+            // Dense rows: most columns are touched anyway, so scan them all and mark nothing.
+            accumulate<Marking::None>(i, st);
+            if (!symmetric_) clear_excluded(i, acc);
+            for (int64_t j = lo; j < n; ++j) {
+                A* a = acc + j * C;
+                if (Policy::touched(a)) emit(j, a);
+            }
+        } else if (work * 4 >= (n >> 6)) {
             accumulate<Marking::Bitmap>(i, st);
             if (!symmetric_) clear_excluded(i, acc);
             uint64_t* mark = st.mark.data();
@@ -282,7 +291,7 @@ private:
         return std::binary_search(b, e, static_cast<I>(c));
     }
 
-    enum class Marking { Bitmap, List };
+    enum class Marking { None, Bitmap, List };
 
     template <Marking Mark>
     void accumulate(int64_t i, State& st) const {
@@ -293,14 +302,14 @@ private:
             const T xv = x_.data ? x_.data[p] : T(1);
             const I u = x_.indices[p];
             const int64_t e = yt_.row_end(u);
-            const I* idx = yt_.indices;
+            const J* idx = yt_.indices;
             const T* val = yt_.data;
             for (int64_t q = st.seg_begin[p - xb]; q < e; ++q) {
                 const int64_t j = idx[q];
                 A* a = acc + j * C;
                 if (Mark == Marking::List) {
                     if (!Policy::touched(a)) st.touched.push_back(static_cast<I>(j));
-                } else {
+                } else if (Mark == Marking::Bitmap) {
                     mark[j >> 6] |= uint64_t(1) << (j & 63);
                 }
                 Policy::add(a, xv, val ? val[q] : T(1));
@@ -309,7 +318,7 @@ private:
     }
 
     const CsrView<T, I>& x_;
-    const CsrView<T, I>& yt_;
+    const CsrView<T, I, J>& yt_;
     const Context<T>& ctx_;
     int64_t k_;
     bool symmetric_;
