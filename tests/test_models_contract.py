@@ -122,7 +122,9 @@ class RecommenderContract:
     def test_padding_when_fewer_candidates_than_n(self, R):
         R = R.tolil()
         R[0, 2:] = 1.0                      # user 0 has seen every item but 0 and 1
+        R[0, :2] = 0.0
         R = R.tocsr()
+        R.eliminate_zeros()
         model = self.make_model().fit(R)
         items, scores = model.recommend([0], n=5)
         assert sorted(items[0, :2]) == [0, 1]

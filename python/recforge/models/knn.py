@@ -134,8 +134,9 @@ class _NeighbourhoodModel(Recommender):
             self.rating_high_ = float(values.max()) if values.size else 0.0
         X = self._x_major(R)
         counts = np.diff(X.indptr)
-        sums = np.add.reduceat(X.data.astype(np.float64), X.indptr[:-1]) if X.nnz else np.zeros(X.shape[0])
-        self.means_ = np.divide(np.where(counts > 0, sums, 0.0), counts, out=np.zeros(X.shape[0]), where=counts > 0)
+        sums = np.bincount(np.repeat(np.arange(X.shape[0]), counts), weights=X.data.astype(np.float64),
+                           minlength=X.shape[0])
+        self.means_ = np.divide(sums, counts, out=np.zeros(X.shape[0]), where=counts > 0)
         if self.centering == "baseline":
             _, self.user_bias_, self.item_bias_ = baseline_als(R, float(self.baseline_reg_items),
                                                                float(self.baseline_reg_users),
