@@ -1,0 +1,107 @@
+"""``recforge info``: what this installation can do. Needs numpy and scipy only.
+
+Reports the version, how the compiled core was built, every backend (usable, or why not),
+OpenMP threads and CPU features, CUDA devices, and which optional libraries are importable.
+Importability is checked with :func:`importlib.util.find_spec`, which never imports the
+module, so ``recforge info`` stays fast even with torch installed.
+"""
+from __future__ import annotations
+
+import importlib.util
+import platform
+import sys
+from typing import Any
+
+#: optional library -> the recforge extra that installs it (None: not an extra of recforge)
+OPTIONAL_LIBRARIES = {
+    "torch": "torch", "cupy": "gpu", "sentence_transformers": "text", "fastapi": "serve",
+    "uvicorn": "serve", "dask": "dask", "distributed": "dask", "optuna": "tune",
+    "pandas": "data", "pyarrow": "data", "polars": None, "tqdm": "progress",
+    "typer": "cli", "rich": "cli", "matplotlib": "plot",
+}
+#: peers that ``recforge bench`` compares against when they are installed
+BENCH_PEERS = ("implicit", "sparse_dot_topn", "faiss", "torch", "scipy")
+
+
+def importable(module: str) -> bool:
+    """True when ``module`` could be imported (found on the path); never imports it."""
+    try:
+        return importlib.util.find_spec(module) is not None
+    except (ImportError, ValueError):
+        return False
+
+
+def installed_version(distribution: str) -> str | None:
+    """The installed version of a distribution, from its metadata (no import)."""
+    from importlib import metadata
+
+    try:
+        return metadata.version(distribution)
+    except metadata.PackageNotFoundError:
+        return None
+
+
+_DISTRIBUTIONS = {"sentence_transformers": "sentence-transformers", "sparse_dot_topn": "sparse-dot-topn",
+                  "faiss": "faiss-cpu", "cupy": "cupy-cuda12x"}
+
+
+def library_status(module: str) -> str:
+    if not importable(module):
+        return "missing"
+    version = installed_version(_DISTRIBUTIONS.get(module, module))
+    if version is None and module == "faiss":
+        version = installed_version("faiss-gpu")
+    return f"yes ({version})" if version else "yes"
+
+
+def info_sections() -> list[tuple[str, list[tuple[str, Any]]]]:
+    """(section title, [(key, value), ...]) for every part of the report."""
+    from recforge import __version__
+    from recforge import _core
+    from recforge.backend import backends
+
+    build = dict(_core.build_info())
+    sections = [("recforge", [("version", __version__), ("python", platform.python_version()),
+                              ("platform", platform.platform()), ("core", _core.__file__)]),
+                ("build", [(k, v) for k, v in build.items()])]
+    for b in backends():
+        rows: list[tuple[str, Any]] = [("usable", "yes" if b.usable else f"no: {b.reason}")]
+        details = dict(b.details)
+        devices = details.pop("devices", None)
+        rows += [(k, ", ".join(map(str, v)) if isinstance(v, (list, tuple)) else v) for k, v in details.items()]
+        for i, dev in enumerate(devices or []):
+            text = ", ".join(f"{k}={v}" for k, v in dev.items()) if isinstance(dev, dict) else str(dev)
+            rows.append((f"device {i}", text))
+        sections.append((f"backend {b.name}", rows))
+    extras = []
+    for module, extra in OPTIONAL_LIBRARIES.items():
+        status = library_status(module)
+        if status == "missing" and extra:
+            status = f"missing (pip install \"recforge[{extra}]\")"
+        extras.append((module, status))
+    sections.append(("optional libraries", extras))
+    sections.append(("benchmark peers", [(p, library_status(p)) for p in BENCH_PEERS if p != "torch"]))
+    return sections
+
+
+def info_text() -> str:
+    """The report as plain text (what ``recforge info`` prints)."""
+    lines = []
+    for title, rows in info_sections():
+        lines.append(title)
+        width = max((len(k) for k, _ in rows), default=0)
+        lines += [f"  {k.ljust(width)}  {v}" for k, v in rows]
+    return "\n".join(lines)
+
+
+def run_info(argv: list[str]) -> int:
+    """``recforge info`` without any CLI library (the path CI's wheel smoke test takes)."""
+    if any(a in ("-h", "--help") for a in argv):
+        print("usage: recforge info\n\nVersion, build, backends (CPU threads and features, CUDA devices or why "
+              "none is usable) and importable optional libraries.")
+        return 0
+    if argv:
+        print(f"recforge info: unexpected argument {argv[0]!r}", file=sys.stderr)
+        return 2
+    print(info_text())
+    return 0
