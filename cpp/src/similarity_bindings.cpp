@@ -66,7 +66,7 @@ py::tuple run_typed(const py::array& x_indptr, const py::array& x_indices, const
                     const py::object& yt_data, int64_t n, int kind, bool count, int64_t k,
                     double shrink, double min_support, const py::object& x_scale,
                     const py::object& y_scale, const py::object& x_size, const py::object& y_size,
-                    bool symmetric, const py::object& ex_indptr, const py::object& ex_indices,
+                    bool symmetric, bool exclude_self, const py::object& ex_indptr, const py::object& ex_indices,
                     int num_threads) {
     auto x = view<T, I>(x_indptr, x_indices, x_data, m, d);
     auto yt = view<T, I, J>(yt_indptr, yt_indices, yt_data, d, n);
@@ -86,7 +86,7 @@ py::tuple run_typed(const py::array& x_indptr, const py::array& x_indices, const
         py::gil_scoped_release release;
         auto go = [&](auto policy) {
             using P = decltype(policy);
-            result = Kernel<P, T, I, J>(x, yt, ctx, k, symmetric, has_exclude ? &ex : nullptr).run(num_threads);
+            result = Kernel<P, T, I, J>(x, yt, ctx, k, symmetric, exclude_self, has_exclude ? &ex : nullptr).run(num_threads);
         };
         switch (static_cast<Kind>(kind)) {
             case Kind::Dot:
@@ -105,7 +105,7 @@ py::tuple similarity_topk(const py::array& x_indptr, const py::array& x_indices,
                           const py::object& yt_data, int64_t n, int kind, bool count, int64_t k,
                           double shrink, double min_support, const py::object& x_scale,
                           const py::object& y_scale, const py::object& x_size,
-                          const py::object& y_size, bool symmetric, const py::object& ex_indptr,
+                          const py::object& y_size, bool symmetric, bool exclude_self, const py::object& ex_indptr,
                           const py::object& ex_indices, int num_threads) {
     const bool f64 = py::cast<py::array>(x_data).dtype().itemsize() == 8;
     const bool i64 = x_indices.dtype().itemsize() == 8;
@@ -116,10 +116,10 @@ py::tuple similarity_topk(const py::array& x_indptr, const py::array& x_indices,
             return run_typed<T, I, uint16_t>(x_indptr, x_indices, x_data, m, d, yt_indptr,         \
                                              yt_indices, yt_data, n, kind, count, k, shrink,       \
                                              min_support, x_scale, y_scale, x_size, y_size,        \
-                                             symmetric, ex_indptr, ex_indices, num_threads);       \
+                                             symmetric, exclude_self, ex_indptr, ex_indices, num_threads);       \
         return run_typed<T, I, I>(x_indptr, x_indices, x_data, m, d, yt_indptr, yt_indices,        \
                                   yt_data, n, kind, count, k, shrink, min_support, x_scale,        \
-                                  y_scale, x_size, y_size, symmetric, ex_indptr, ex_indices,       \
+                                  y_scale, x_size, y_size, symmetric, exclude_self, ex_indptr, ex_indices,       \
                                   num_threads);                                                    \
     } while (0)
     if (f64) {
@@ -138,6 +138,6 @@ void register_similarity(py::module_& m) {
           py::arg("x_data"), py::arg("m"), py::arg("d"), py::arg("yt_indptr"), py::arg("yt_indices"),
           py::arg("yt_data"), py::arg("n"), py::arg("kind"), py::arg("count"), py::arg("k"),
           py::arg("shrink"), py::arg("min_support"), py::arg("x_scale"), py::arg("y_scale"),
-          py::arg("x_size"), py::arg("y_size"), py::arg("symmetric"), py::arg("ex_indptr"), py::arg("ex_indices"), py::arg("num_threads"),
+          py::arg("x_size"), py::arg("y_size"), py::arg("symmetric"), py::arg("exclude_self"), py::arg("ex_indptr"), py::arg("ex_indices"), py::arg("num_threads"),
           "Unchecked core of recforge.kernels.similarity_topk; returns (indptr, indices, data).");
 }

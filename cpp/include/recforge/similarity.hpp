@@ -133,9 +133,12 @@ class Kernel {
 
 public:
     // exclude (optional, pattern only): row i never returns the columns stored in its row.
+    // symmetric: Y = X, each pair formed once (half product, shared row buffers).
+    // exclude_self: Y = X computed as a general product; row i never returns i.
     Kernel(const CsrView<T, I>& x, const CsrView<T, I, J>& yt, const Context<T>& ctx, int64_t k,
-           bool symmetric, const CsrView<T, I>* exclude = nullptr)
-        : x_(x), yt_(yt), ctx_(ctx), k_(k), symmetric_(symmetric), exclude_(exclude) {}
+           bool symmetric, bool exclude_self, const CsrView<T, I>* exclude = nullptr)
+        : x_(x), yt_(yt), ctx_(ctx), k_(k), symmetric_(symmetric), exclude_self_(exclude_self),
+          exclude_(exclude) {}
 
     RowResults<T, I> run(int num_threads) const {
         const int64_t m = x_.rows;
@@ -185,9 +188,10 @@ private:
         std::vector<I> touched;
         std::vector<uint64_t> mark;
         std::vector<uint8_t> excluded;
-        std::vector<Scored<T, I>> best;
+        std::vector<Scored<T, I>> best;  // all non-zero candidates of the row; the best k first
+        std::vector<uint64_t> keys;
         std::vector<int64_t> seg_begin;
-        State(int64_t n, int64_t k) : acc(static_cast<size_t>(n * C), A(0)), best(TopKBuffer<T, I>::capacity(static_cast<size_t>(k))) {
+        State(int64_t n, int64_t k) : acc(static_cast<size_t>(n * C), A(0)), best(static_cast<size_t>(n)) {
             touched.reserve(static_cast<size_t>(n));
             mark.assign(static_cast<size_t>((n + 63) >> 6), 0);
             excluded.assign(static_cast<size_t>(n), 0);
@@ -219,7 +223,7 @@ private:
         }
         if (work == 0) return 0;
         A* acc = st.acc.data();
-        TopKBuffer<T, I> top(st.best.data(), static_cast<size_t>(k_));
+        size_t nc = 0;
         // Symmetric mode forms each pair once for both rows, so row i's exclusions may only
         // hide j from row i (a flag per column), not remove the pair for row j as well.
         const bool flag_excluded = symmetric_ && exclude_;
@@ -229,7 +233,7 @@ private:
             for (int c = 0; c < C; ++c) a[c] = A(0);
             if (s == T(0)) return;
             on_pair(s, j);
-            if (!flag_excluded || !st.excluded[j]) top.push(Scored<T, I>{s, static_cast<I>(j)});
+            if (!flag_excluded || !st.excluded[j]) st.best[nc++] = Scored<T, I>{s, static_cast<I>(j)};
         };
         // Rows with less work mark touched columns in a bitmap (branch-free, read back in
         // column order); very sparse rows keep a list of first touches instead.
@@ -265,7 +269,7 @@ private:
             }
         }
         if (flag_excluded) set_excluded_flags(i, st, 0);
-        return top.finish();
+        return select_topk_row(st.best.data(), nc, static_cast<size_t>(k_), st.keys);
     }
 
     void set_excluded_flags(int64_t i, State& st, uint8_t value) const {
@@ -276,6 +280,9 @@ private:
 
     // Zeroed accumulators score 0 and are never emitted.
     void clear_excluded(int64_t i, A* acc) const {
+        if (exclude_self_) {
+            for (int c = 0; c < C; ++c) acc[i * C + c] = A(0);
+        }
         if (!exclude_) return;
         for (int64_t p = exclude_->row_begin(i), e = exclude_->row_end(i); p < e; ++p) {
             A* a = acc + static_cast<int64_t>(exclude_->indices[p]) * C;
@@ -322,6 +329,7 @@ private:
     const Context<T>& ctx_;
     int64_t k_;
     bool symmetric_;
+    bool exclude_self_;
     const CsrView<T, I>* exclude_;
 };
 

@@ -3,6 +3,8 @@
 #pragma once
 #include <algorithm>
 #include <atomic>
+#include <cstring>
+#include <type_traits>
 #include <cstddef>
 #include <cstdint>
 #include <limits>
@@ -32,6 +34,43 @@ inline size_t select_topk(Scored<S, I>* buf, size_t count, size_t k) {
     }
     std::sort(buf, buf + count, before);
     return count;
+}
+
+// Keys that order (float score, int32 index) pairs best first as plain unsigned integers:
+// high half = score mapped to an order-reversing unsigned form, low half = index.
+inline uint64_t pack_best_first(float score, int32_t index) {
+    uint32_t bits;
+    std::memcpy(&bits, &score, sizeof bits);
+    bits = (bits & 0x80000000u) ? ~bits : (bits | 0x80000000u);  // ascending with the float
+    return (static_cast<uint64_t>(~bits) << 32) | static_cast<uint32_t>(index);
+}
+
+inline Scored<float, int32_t> unpack_best_first(uint64_t key) {
+    uint32_t bits = ~static_cast<uint32_t>(key >> 32);
+    bits = (bits & 0x80000000u) ? (bits & 0x7fffffffu) : ~bits;
+    float score;
+    std::memcpy(&score, &bits, sizeof score);
+    return Scored<float, int32_t>{score, static_cast<int32_t>(key & 0xffffffffu)};
+}
+
+// select_topk for a whole row of candidates; the common float32 / int32 case selects on packed
+// integer keys (branch-light comparisons), the others on (score, index) pairs.
+template <class S, class I>
+inline size_t select_topk_row(Scored<S, I>* buf, size_t count, size_t k, std::vector<uint64_t>& keys) {
+    if constexpr (std::is_same_v<S, float> && std::is_same_v<I, int32_t>) {
+        if (count <= k && count < 16) return select_topk(buf, count, k);
+        keys.resize(count);
+        for (size_t t = 0; t < count; ++t) keys[t] = pack_best_first(buf[t].score, buf[t].index);
+        if (count > k) {
+            std::nth_element(keys.begin(), keys.begin() + k, keys.begin() + count);
+            count = k;
+        }
+        std::sort(keys.begin(), keys.begin() + count);
+        for (size_t t = 0; t < count; ++t) buf[t] = unpack_best_first(keys[t]);
+        return count;
+    } else {
+        return select_topk(buf, count, k);
+    }
 }
 
 // Streaming selection of the best k of a sequence, by batches: candidates that can still

@@ -88,6 +88,7 @@ def similarity_topk(X: Any, k: int, Y: Any = None, *, metric: str = "cosine", sh
     count = kind == _DOT and (shrink > 0 or min_support > 1)
     corpus = X if Y is None else Y
     Yt = v.transpose_csr(corpus)
+    half = symmetric and _half_product_pays(X, Yt)
     idx = v.index_dtype_for(X, Yt, *([] if exclude is None else [exclude]))
     xp, xi, xd = v.core_arrays(X, idx)
     tp, ti, td = v.core_arrays(Yt, idx)
@@ -100,8 +101,19 @@ def similarity_topk(X: Any, k: int, Y: Any = None, *, metric: str = "cosine", sh
     indptr, indices, data = _core.similarity_topk(
         xp, xi, xd, m, d, tp, ti, yt_values, n,
         kind, count, min(k, n), shrink, float(min_support),
-        x_scale, y_scale, x_size, y_size, symmetric, ep, ei, threads)
+        x_scale, y_scale, x_size, y_size, half, symmetric and not half, ep, ei, threads)
     return sp.csr_matrix((data, indices, indptr), shape=(m, n))
+
+
+def _half_product_pays(X: sp.csr_matrix, Xt: sp.csr_matrix, ratio: float = 4.0) -> bool:
+    """Whether forming each pair once (half the multiply-adds) beats the plain product.
+
+    The half product offers every pair to two shared row buffers, so it pays when the
+    multiply-adds per row (work) dwarf the pairs they produce (at most min(n, work) per row).
+    """
+    work = sp.csr_matrix((np.ones(X.nnz), X.indices, X.indptr), shape=X.shape) @ np.diff(Xt.indptr).astype(np.float64)
+    pairs = np.minimum(work, X.shape[0]).sum()
+    return pairs > 0 and work.sum() >= ratio * pairs
 
 
 def _prepare(metric: str, X: sp.csr_matrix, Y: sp.csr_matrix | None):
