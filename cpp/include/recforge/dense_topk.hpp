@@ -1,0 +1,316 @@
+// Exact dense top-k retrieval: scores s(i, j) = <Q_i, V_j>, for each query i the k best items j,
+// never an item of that query's row of the `exclude` CSR.
+//
+// The scores never reach memory as an m x n matrix: a register-blocked microkernel computes an
+// MR x NR tile of scores from packed operands and, still in registers, compares every score
+// with its row's current k-th best (the threshold). Only the rare scores that beat it leave
+// the tile: they are checked against the row's exclusion list (a cursor that moves forward,
+// since items arrive in increasing order) and pushed into that row's bounded heap.
+//
+// Work is split into blocks of up to QB queries (one per OpenMP task); a block walks all items
+// panel by panel, so memory is O(n d) for the packed items plus O(threads x QB x k).
+// Microkernels: AVX-512 (8 x 32), AVX2+FMA (6 x 16) and portable C++ (4 x 8), picked at run
+// time (`__builtin_cpu_supports`); the build itself stays at the x86-64 baseline.
+#pragma once
+#include <immintrin.h>
+
+#include <algorithm>
+#include <cstdint>
+#include <cstdlib>
+#include <cstring>
+#include <limits>
+#include <memory>
+#include <type_traits>
+#include <vector>
+
+#include <omp.h>
+
+#include "recforge/topk.hpp"
+
+namespace recforge {
+namespace dense {
+
+// Items of each query that must never be returned: row i's sorted columns are
+// indices[indptr[i] .. indptr[i+1]). indptr == nullptr means "no exclusion".
+struct Exclusion {
+    const int64_t* indptr = nullptr;
+    const int64_t* indices = nullptr;
+};
+
+enum class Isa : int { Generic = 0, Avx2 = 1, Avx512 = 2 };
+
+inline Isa best_isa() {
+#if defined(__x86_64__) || defined(__i386__)
+    __builtin_cpu_init();
+    if (__builtin_cpu_supports("avx512f")) return Isa::Avx512;
+    if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) return Isa::Avx2;
+#endif
+    return Isa::Generic;
+}
+
+// --- microkernels -------------------------------------------------------------------------
+// Each computes tile[i][l] = sum_c qp[c][i] * vp[c][l] for an MR x NR tile (qp: packed queries,
+// d x MR; vp: packed items, d x NR), stores it, and sets bit l of masks[i] when
+// tile[i][l] > thr[i].
+
+template <class T>
+struct GenericKernel {
+    static constexpr int MR = 4;
+    static constexpr int NR = 8;
+    static void tile(const T* qp, const T* vp, int64_t d, const T* thr, T* out, uint64_t* masks) {
+        T c[MR][NR] = {};
+        for (int64_t kk = 0; kk < d; ++kk) {
+            const T* a = qp + kk * MR;
+            const T* b = vp + kk * NR;
+            for (int i = 0; i < MR; ++i)
+                for (int l = 0; l < NR; ++l) c[i][l] += a[i] * b[l];
+        }
+        for (int i = 0; i < MR; ++i) {
+            uint64_t mk = 0;
+            for (int l = 0; l < NR; ++l) {
+                out[i * NR + l] = c[i][l];
+                mk |= static_cast<uint64_t>(c[i][l] > thr[i]) << l;
+            }
+            masks[i] = mk;
+        }
+    }
+};
+
+#if defined(__x86_64__) || defined(__i386__)
+struct Avx2Kernel {
+    static constexpr int MR = 6;
+    static constexpr int NR = 16;
+    __attribute__((target("avx2,fma"))) static void tile(const float* qp, const float* vp, int64_t d,
+                                                         const float* thr, float* out, uint64_t* masks) {
+        __m256 c[MR][2];
+#pragma GCC unroll 6
+        for (int i = 0; i < MR; ++i) c[i][0] = c[i][1] = _mm256_setzero_ps();
+        for (int64_t kk = 0; kk < d; ++kk) {
+            const __m256 b0 = _mm256_load_ps(vp + kk * NR);
+            const __m256 b1 = _mm256_load_ps(vp + kk * NR + 8);
+            const float* a = qp + kk * MR;
+#pragma GCC unroll 6
+            for (int i = 0; i < MR; ++i) {
+                const __m256 ai = _mm256_broadcast_ss(a + i);
+                c[i][0] = _mm256_fmadd_ps(ai, b0, c[i][0]);
+                c[i][1] = _mm256_fmadd_ps(ai, b1, c[i][1]);
+            }
+        }
+#pragma GCC unroll 6
+        for (int i = 0; i < MR; ++i) {
+            const __m256 t = _mm256_broadcast_ss(thr + i);
+            _mm256_store_ps(out + i * NR, c[i][0]);
+            _mm256_store_ps(out + i * NR + 8, c[i][1]);
+            const unsigned lo = static_cast<unsigned>(_mm256_movemask_ps(_mm256_cmp_ps(c[i][0], t, _CMP_GT_OQ)));
+            const unsigned hi = static_cast<unsigned>(_mm256_movemask_ps(_mm256_cmp_ps(c[i][1], t, _CMP_GT_OQ)));
+            masks[i] = lo | (hi << 8);
+        }
+    }
+};
+
+struct Avx512Kernel {
+    static constexpr int MR = 8;
+    static constexpr int NR = 32;
+    __attribute__((target("avx512f"))) static void tile(const float* qp, const float* vp, int64_t d,
+                                                       const float* thr, float* out, uint64_t* masks) {
+        __m512 c[MR][2];
+#pragma GCC unroll 8
+        for (int i = 0; i < MR; ++i) c[i][0] = c[i][1] = _mm512_setzero_ps();
+        for (int64_t kk = 0; kk < d; ++kk) {
+            const __m512 b0 = _mm512_load_ps(vp + kk * NR);
+            const __m512 b1 = _mm512_load_ps(vp + kk * NR + 16);
+            const float* a = qp + kk * MR;
+#pragma GCC unroll 8
+            for (int i = 0; i < MR; ++i) {
+                const __m512 ai = _mm512_set1_ps(a[i]);
+                c[i][0] = _mm512_fmadd_ps(ai, b0, c[i][0]);
+                c[i][1] = _mm512_fmadd_ps(ai, b1, c[i][1]);
+            }
+        }
+#pragma GCC unroll 8
+        for (int i = 0; i < MR; ++i) {
+            const __m512 t = _mm512_set1_ps(thr[i]);
+            _mm512_store_ps(out + i * NR, c[i][0]);
+            _mm512_store_ps(out + i * NR + 16, c[i][1]);
+            const uint64_t lo = _mm512_cmp_ps_mask(c[i][0], t, _CMP_GT_OQ);
+            const uint64_t hi = _mm512_cmp_ps_mask(c[i][1], t, _CMP_GT_OQ);
+            masks[i] = lo | (hi << 16);
+        }
+    }
+};
+#endif
+
+// --- aligned scratch ----------------------------------------------------------------------
+
+template <class T>
+struct AlignedBuffer {
+    struct Free {
+        void operator()(T* p) const { std::free(p); }
+    };
+    std::unique_ptr<T, Free> ptr;
+    explicit AlignedBuffer(size_t count) {
+        const size_t bytes = ((std::max<size_t>(count, 1) * sizeof(T) + 63) / 64) * 64;
+        ptr.reset(static_cast<T*>(std::aligned_alloc(64, bytes)));
+        if (!ptr) throw std::bad_alloc();
+    }
+    T* get() const { return ptr.get(); }
+};
+
+// Items packed panel by panel: panel p holds items [p NR, p NR + NR) as d rows of NR values
+// (zeros past n).
+template <class T, int NR>
+AlignedBuffer<T> pack_items(const T* V, int64_t n, int64_t d, int num_threads) {
+    const int64_t panels = (n + NR - 1) / NR;
+    AlignedBuffer<T> packed(static_cast<size_t>(panels * d * NR));
+    T* out = packed.get();
+#pragma omp parallel for num_threads(num_threads) schedule(static)
+    for (int64_t p = 0; p < panels; ++p) {
+        T* dst = out + p * d * NR;
+        for (int l = 0; l < NR; ++l) {
+            const int64_t j = p * NR + l;
+            if (j < n) {
+                const T* src = V + j * d;
+                for (int64_t kk = 0; kk < d; ++kk) dst[kk * NR + l] = src[kk];
+            } else {
+                for (int64_t kk = 0; kk < d; ++kk) dst[kk * NR + l] = T(0);
+            }
+        }
+    }
+    return packed;
+}
+
+// The running top-k of one query: a heap of at most k entries, worst on top.
+template <class T>
+struct RowHeap {
+    Scored<T, int64_t>* entries;
+    int64_t count;
+};
+
+template <class T, class Kernel>
+void run(const T* Q, int64_t m, const T* V, int64_t n, int64_t d, int64_t k, const Exclusion& ex,
+         int64_t* out_indices, float* out_scores, int64_t out_k, int num_threads) {
+    constexpr int MR = Kernel::MR;
+    constexpr int NR = Kernel::NR;
+    constexpr int64_t kMaxGroups = 32;       // up to 32 x MR queries per block
+    constexpr int64_t kPanelsPerChunk = 16;  // items visited by all groups of a block before moving on
+    const int64_t panels = (n + NR - 1) / NR;
+    const AlignedBuffer<T> packed = pack_items<T, NR>(V, n, d, num_threads);
+    const T* vp_all = packed.get();
+
+    const int64_t per_thread = (m + num_threads - 1) / num_threads;
+    // Heaps of a block hold at most ~1M entries, so a large k shrinks the block.
+    const int64_t heap_groups = std::max<int64_t>(1, (int64_t(1) << 20) / (MR * k));
+    const int64_t groups = std::max<int64_t>(
+        1, std::min({kMaxGroups, heap_groups, (per_thread + MR - 1) / MR}));
+    const int64_t qb = groups * MR;
+    const int64_t blocks = (m + qb - 1) / qb;
+    const T neg_inf = -std::numeric_limits<T>::infinity();
+    const uint64_t last_valid = (n % NR) == 0 ? ~uint64_t(0) : ((uint64_t(1) << (n % NR)) - 1);
+    auto worst_on_top = WorstOnTop<T, int64_t>();
+
+#pragma omp parallel num_threads(num_threads)
+    {
+        AlignedBuffer<T> qpack(static_cast<size_t>(groups * d * MR));
+        AlignedBuffer<T> tile(static_cast<size_t>(MR * NR));
+        std::vector<Scored<T, int64_t>> heap_store(static_cast<size_t>(qb * k));
+        std::vector<RowHeap<T>> heaps(static_cast<size_t>(qb));
+        std::vector<T> thr(static_cast<size_t>(qb));
+        std::vector<int64_t> cursor(static_cast<size_t>(qb)), cursor_end(static_cast<size_t>(qb));
+        uint64_t masks[MR];
+
+#pragma omp for schedule(dynamic, 1)
+        for (int64_t b = 0; b < blocks; ++b) {
+            const int64_t r0 = b * qb;
+            const int64_t rows = std::min(qb, m - r0);
+            const int64_t used_groups = (rows + MR - 1) / MR;
+            // Pack the block's queries group by group as d x MR (zeros past the last row).
+            for (int64_t g = 0; g < used_groups; ++g) {
+                T* dst = qpack.get() + g * d * MR;
+                for (int i = 0; i < MR; ++i) {
+                    const int64_t r = g * MR + i;
+                    for (int64_t kk = 0; kk < d; ++kk) dst[kk * MR + i] = r < rows ? Q[(r0 + r) * d + kk] : T(0);
+                }
+            }
+            for (int64_t r = 0; r < qb; ++r) {
+                heaps[r] = RowHeap<T>{heap_store.data() + r * k, 0};
+                thr[r] = neg_inf;
+                if (ex.indptr && r < rows) {
+                    cursor[r] = ex.indptr[r0 + r];
+                    cursor_end[r] = ex.indptr[r0 + r + 1];
+                } else {
+                    cursor[r] = cursor_end[r] = 0;
+                }
+            }
+            // Offers item j with score s to block row r (items arrive in increasing j per row).
+            auto offer = [&](int64_t r, int64_t j, T s) {
+                RowHeap<T>& h = heaps[r];
+                if (h.count == k && !(s > h.entries[0].score)) return;
+                int64_t& c = cursor[r];
+                const int64_t ce = cursor_end[r];
+                while (c < ce && ex.indices[c] < j) ++c;
+                if (c < ce && ex.indices[c] == j) return;
+                if (h.count < k) {
+                    h.entries[h.count++] = Scored<T, int64_t>{s, j};
+                    std::push_heap(h.entries, h.entries + h.count, worst_on_top);
+                } else {
+                    std::pop_heap(h.entries, h.entries + k, worst_on_top);
+                    h.entries[k - 1] = Scored<T, int64_t>{s, j};
+                    std::push_heap(h.entries, h.entries + k, worst_on_top);
+                }
+                if (h.count == k) thr[r] = h.entries[0].score;
+            };
+
+            for (int64_t p0 = 0; p0 < panels; p0 += kPanelsPerChunk) {
+                const int64_t p1 = std::min(panels, p0 + kPanelsPerChunk);
+                for (int64_t g = 0; g < used_groups; ++g) {
+                    const T* qp = qpack.get() + g * d * MR;
+                    const int live = static_cast<int>(std::min<int64_t>(MR, rows - g * MR));
+                    for (int64_t p = p0; p < p1; ++p) {
+                        Kernel::tile(qp, vp_all + p * d * NR, d, thr.data() + g * MR, tile.get(), masks);
+                        const uint64_t valid = p == panels - 1 ? last_valid : ~uint64_t(0);
+                        for (int i = 0; i < live; ++i) {
+                            uint64_t mk = masks[i] & valid;
+                            while (mk) {
+                                const int l = __builtin_ctzll(mk);
+                                mk &= mk - 1;
+                                offer(g * MR + i, p * NR + l, tile.get()[i * NR + l]);
+                            }
+                        }
+                    }
+                }
+            }
+            // Best first, then pad with (-1, -inf) when fewer than out_k items were eligible.
+            for (int64_t r = 0; r < rows; ++r) {
+                RowHeap<T>& h = heaps[r];
+                std::sort_heap(h.entries, h.entries + h.count, worst_on_top);
+                int64_t* oi = out_indices + (r0 + r) * out_k;
+                float* os = out_scores + (r0 + r) * out_k;
+                for (int64_t t = 0; t < h.count; ++t) {
+                    oi[t] = h.entries[t].index;
+                    os[t] = static_cast<float>(h.entries[t].score);
+                }
+                for (int64_t t = h.count; t < out_k; ++t) {
+                    oi[t] = -1;
+                    os[t] = -std::numeric_limits<float>::infinity();
+                }
+            }
+        }
+    }
+}
+
+// Entry point: picks the microkernel (float32: the best the CPU supports unless `isa` asks for
+// a lower one; float64: portable). k <= n; out_k >= k columns are written (the rest padded).
+template <class T>
+void dense_topk(const T* Q, int64_t m, const T* V, int64_t n, int64_t d, int64_t k, const Exclusion& ex,
+                int64_t* out_indices, float* out_scores, int64_t out_k, int num_threads, Isa isa) {
+#if defined(__x86_64__) || defined(__i386__)
+    if constexpr (std::is_same_v<T, float>) {
+        if (isa == Isa::Avx512) return run<float, Avx512Kernel>(Q, m, V, n, d, k, ex, out_indices, out_scores, out_k, num_threads);
+        if (isa == Isa::Avx2) return run<float, Avx2Kernel>(Q, m, V, n, d, k, ex, out_indices, out_scores, out_k, num_threads);
+    }
+#endif
+    run<T, GenericKernel<T>>(Q, m, V, n, d, k, ex, out_indices, out_scores, out_k, num_threads);
+}
+
+}  // namespace dense
+}  // namespace recforge
