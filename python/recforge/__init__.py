@@ -8,4 +8,17 @@ __version__ = "0.1.0"
 
 from recforge.backend import backends  # noqa: E402
 
-__all__ = ["__version__", "backends"]
+__all__ = ["__version__", "backends", "evaluate"]
+
+# Public names loaded on first use, so that `import recforge` stays light: name -> module.
+_LAZY = {"evaluate": "recforge.evaluation.protocols"}
+
+
+def __getattr__(name: str):
+    if name in _LAZY:
+        import importlib
+
+        value = getattr(importlib.import_module(_LAZY[name]), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module 'recforge' has no attribute {name!r}")
