@@ -13,12 +13,43 @@
 #pragma once
 #include <algorithm>
 #include <cstdint>
+#include <cstdlib>
+#include <new>
+#include <memory>
 #include <vector>
 
 #include <omp.h>
 
+#if defined(__linux__)
+#include <sys/mman.h>
+#endif
+
 namespace recforge {
 namespace graph {
+
+// An uninitialised n x d buffer on transparent huge pages where the OS allows it (as numpy
+// does for large arrays): the random row gathers of the next layer then miss the TLB far less.
+template <class T>
+class LayerBuffer {
+public:
+    explicit LayerBuffer(size_t count) {
+        constexpr size_t huge = size_t(1) << 21;
+        const size_t bytes = ((std::max<size_t>(count, 1) * sizeof(T) + huge - 1) / huge) * huge;
+        void* p = nullptr;
+        if (posix_memalign(&p, huge, bytes) != 0) throw std::bad_alloc();
+#if defined(__linux__) && defined(MADV_HUGEPAGE)
+        madvise(p, bytes, MADV_HUGEPAGE);
+#endif
+        ptr_.reset(static_cast<T*>(p));
+    }
+    T* get() const { return ptr_.get(); }
+
+private:
+    struct Free {
+        void operator()(T* p) const { std::free(p); }
+    };
+    std::unique_ptr<T, Free> ptr_;
+};
 
 template <class T, class I>
 struct Csr {
@@ -42,25 +73,37 @@ struct LayerSink {
     bool overwrite = false;
 };
 
+// Rows ahead whose x_j are prefetched: gathers from x are the random accesses of the loop.
+constexpr int64_t kPrefetchDistance = 8;
+
 template <class T, class I, int D>
 __attribute__((always_inline)) inline void layer_rows_body(const Csr<T, I>& a, const T* x, int64_t d_dyn,
                                                           const LayerSink<T>& s, int64_t r0, int64_t r1,
-                                                          T* acc) {
+                                                          T* acc_dyn) {
     const int64_t d = D > 0 ? D : d_dyn;
+    // A fixed-size local accumulator lets the compiler keep it in vector registers.
+    T acc_fixed[D > 0 ? D : 1];
+    T* __restrict acc = D > 0 ? acc_fixed : acc_dyn;
+    const int64_t nnz = static_cast<int64_t>(a.indptr[a.rows]);
+    constexpr int64_t line = 64 / sizeof(T);
     for (int64_t i = r0; i < r1; ++i) {
         for (int64_t t = 0; t < d; ++t) acc[t] = T(0);
         const int64_t pb = a.indptr[i], pe = a.indptr[i + 1];
         for (int64_t p = pb; p < pe; ++p) {
+            if (p + kPrefetchDistance < nnz) {
+                const T* ahead = x + static_cast<int64_t>(a.indices[p + kPrefetchDistance]) * d;
+                for (int64_t t = 0; t < d; t += line) __builtin_prefetch(ahead + t);
+            }
             const T v = a.data[p];
-            const T* xj = x + static_cast<int64_t>(a.indices[p]) * d;
+            const T* __restrict xj = x + static_cast<int64_t>(a.indices[p]) * d;
             for (int64_t t = 0; t < d; ++t) acc[t] += v * xj[t];
         }
         if (s.next) {
-            T* nx = s.next + i * d;
+            T* __restrict nx = s.next + i * d;
             for (int64_t t = 0; t < d; ++t) nx[t] = acc[t];
         }
         if (s.out) {
-            T* o = s.out + i * d;
+            T* __restrict o = s.out + i * d;
             const T w = s.w;
             if (s.init) {
                 const T* e0 = s.init + i * d;
@@ -82,7 +125,7 @@ __attribute__((always_inline)) inline void layer_rows_body(const Csr<T, I>& a, c
         layer_rows_body<T, I, D>(a, x, d, s, r0, r1, acc);                                                  \
     }
 #if defined(__x86_64__) || defined(__i386__)
-RECFORGE_LAYER_VARIANT(layer_rows_avx512, __attribute__((target("avx512f,avx512vl,avx2,fma"))))
+RECFORGE_LAYER_VARIANT(layer_rows_avx512, __attribute__((target("avx512f,avx512vl,avx2,fma,prefer-vector-width=512"))))
 RECFORGE_LAYER_VARIANT(layer_rows_avx2, __attribute__((target("avx2,fma"))))
 #endif
 RECFORGE_LAYER_VARIANT(layer_rows_generic, )
@@ -175,15 +218,16 @@ void propagate(const Csr<T, I>& a, const T* e, int64_t d, const std::vector<doub
         for (int64_t i = 0; i < n * d; ++i) out[i] = w0 * e[i];
         return;
     }
-    std::vector<T> buf_a, buf_b;  // E_l for odd / even l, allocated only when a later layer reads it
+    // E_l for odd / even l, allocated (uninitialised) only when a later layer reads it.
+    std::unique_ptr<LayerBuffer<T>> buf_a, buf_b;
     const T* x = e;
     bool out_written = false;
     for (int64_t l = 1; l <= last_used; ++l) {
         LayerSink<T> s;
         if (l < last_used) {
-            std::vector<T>& buf = (l % 2 == 1) ? buf_a : buf_b;
-            if (buf.empty()) buf.resize(static_cast<size_t>(n * d));
-            s.next = buf.data();
+            std::unique_ptr<LayerBuffer<T>>& buf = (l % 2 == 1) ? buf_a : buf_b;
+            if (!buf) buf.reset(new LayerBuffer<T>(static_cast<size_t>(n * d)));
+            s.next = buf->get();
         }
         if (weights[l] != 0.0) {
             s.out = out;
