@@ -100,11 +100,12 @@ def test_matches_reference_exactly_on_integer_data(m, n, d, extra_k, density, fu
 
 
 @pytest.mark.parametrize("isa", ISAS)
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
 @pytest.mark.parametrize("shape", [(1, 1, 1, 1), (7, 33, 5, 3), (70, 1500, 64, 10), (50, 700, 19, 200), (9, 40, 3, 40)])
-def test_every_microkernel_matches_reference(isa, shape):
+def test_every_microkernel_matches_reference(isa, dtype, shape):
     m, n, d, k = shape
     rng = np.random.default_rng(m * 1000 + n)
-    Q, V = integer_data(rng, m, n, d, np.float32)
+    Q, V = integer_data(rng, m, n, d, dtype)
     exclude = random_exclusion(rng, m, n, 0.1, full_rows=[m - 1])
     for ex in (None, exclude):
         idx, scores = core_call(Q, V, k, ex, isa)

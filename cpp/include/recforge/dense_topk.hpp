@@ -9,8 +9,9 @@
 //
 // Work is split into blocks of up to QB queries (one per OpenMP task); a block walks all items
 // panel by panel, so memory is O(n d) for the packed items plus O(threads x QB x k).
-// Microkernels: AVX-512 (8 x 32), AVX2+FMA (6 x 16) and portable C++ (4 x 8), picked at run
-// time (`__builtin_cpu_supports`); the build itself stays at the x86-64 baseline.
+// Microkernels (queries x items per tile): AVX-512 8 x 32 (float64 8 x 16), AVX2+FMA 6 x 16
+// (6 x 8) and portable C++ 4 x 8, picked at run time (`__builtin_cpu_supports`); the build
+// itself stays at the x86-64 baseline.
 #pragma once
 #include <immintrin.h>
 
@@ -135,6 +136,69 @@ struct Avx512Kernel {
             const uint64_t lo = _mm512_cmp_ps_mask(c[i][0], t, _CMP_GT_OQ);
             const uint64_t hi = _mm512_cmp_ps_mask(c[i][1], t, _CMP_GT_OQ);
             masks[i] = lo | (hi << 16);
+        }
+    }
+};
+
+// float64 twins of the two kernels above (half the lanes per register).
+struct Avx2KernelF64 {
+    static constexpr int MR = 6;
+    static constexpr int NR = 8;
+    __attribute__((target("avx2,fma"))) static void tile(const double* qp, const double* vp, int64_t d,
+                                                         const double* thr, double* out, uint64_t* masks) {
+        __m256d c[MR][2];
+#pragma GCC unroll 6
+        for (int i = 0; i < MR; ++i) c[i][0] = c[i][1] = _mm256_setzero_pd();
+        for (int64_t kk = 0; kk < d; ++kk) {
+            const __m256d b0 = _mm256_load_pd(vp + kk * NR);
+            const __m256d b1 = _mm256_load_pd(vp + kk * NR + 4);
+            const double* a = qp + kk * MR;
+#pragma GCC unroll 6
+            for (int i = 0; i < MR; ++i) {
+                const __m256d ai = _mm256_broadcast_sd(a + i);
+                c[i][0] = _mm256_fmadd_pd(ai, b0, c[i][0]);
+                c[i][1] = _mm256_fmadd_pd(ai, b1, c[i][1]);
+            }
+        }
+#pragma GCC unroll 6
+        for (int i = 0; i < MR; ++i) {
+            const __m256d t = _mm256_broadcast_sd(thr + i);
+            _mm256_store_pd(out + i * NR, c[i][0]);
+            _mm256_store_pd(out + i * NR + 4, c[i][1]);
+            const unsigned lo = static_cast<unsigned>(_mm256_movemask_pd(_mm256_cmp_pd(c[i][0], t, _CMP_GT_OQ)));
+            const unsigned hi = static_cast<unsigned>(_mm256_movemask_pd(_mm256_cmp_pd(c[i][1], t, _CMP_GT_OQ)));
+            masks[i] = lo | (hi << 4);
+        }
+    }
+};
+
+struct Avx512KernelF64 {
+    static constexpr int MR = 8;
+    static constexpr int NR = 16;
+    __attribute__((target("avx512f"))) static void tile(const double* qp, const double* vp, int64_t d,
+                                                       const double* thr, double* out, uint64_t* masks) {
+        __m512d c[MR][2];
+#pragma GCC unroll 8
+        for (int i = 0; i < MR; ++i) c[i][0] = c[i][1] = _mm512_setzero_pd();
+        for (int64_t kk = 0; kk < d; ++kk) {
+            const __m512d b0 = _mm512_load_pd(vp + kk * NR);
+            const __m512d b1 = _mm512_load_pd(vp + kk * NR + 8);
+            const double* a = qp + kk * MR;
+#pragma GCC unroll 8
+            for (int i = 0; i < MR; ++i) {
+                const __m512d ai = _mm512_set1_pd(a[i]);
+                c[i][0] = _mm512_fmadd_pd(ai, b0, c[i][0]);
+                c[i][1] = _mm512_fmadd_pd(ai, b1, c[i][1]);
+            }
+        }
+#pragma GCC unroll 8
+        for (int i = 0; i < MR; ++i) {
+            const __m512d t = _mm512_set1_pd(thr[i]);
+            _mm512_store_pd(out + i * NR, c[i][0]);
+            _mm512_store_pd(out + i * NR + 8, c[i][1]);
+            const uint64_t lo = _mm512_cmp_pd_mask(c[i][0], t, _CMP_GT_OQ);
+            const uint64_t hi = _mm512_cmp_pd_mask(c[i][1], t, _CMP_GT_OQ);
+            masks[i] = lo | (hi << 8);
         }
     }
 };
@@ -298,8 +362,7 @@ void run(const T* Q, int64_t m, const T* V, int64_t n, int64_t d, int64_t k, con
     }
 }
 
-// Entry point: picks the microkernel (float32: the best the CPU supports unless `isa` asks for
-// a lower one; float64: portable). k <= n; out_k >= k columns are written (the rest padded).
+// Entry point: picks the microkernel (the best the CPU supports unless `isa` asks for a lower one). k <= n; out_k >= k columns are written (the rest padded).
 template <class T>
 void dense_topk(const T* Q, int64_t m, const T* V, int64_t n, int64_t d, int64_t k, const Exclusion& ex,
                 int64_t* out_indices, float* out_scores, int64_t out_k, int num_threads, Isa isa) {
@@ -307,6 +370,9 @@ void dense_topk(const T* Q, int64_t m, const T* V, int64_t n, int64_t d, int64_t
     if constexpr (std::is_same_v<T, float>) {
         if (isa == Isa::Avx512) return run<float, Avx512Kernel>(Q, m, V, n, d, k, ex, out_indices, out_scores, out_k, num_threads);
         if (isa == Isa::Avx2) return run<float, Avx2Kernel>(Q, m, V, n, d, k, ex, out_indices, out_scores, out_k, num_threads);
+    } else {
+        if (isa == Isa::Avx512) return run<double, Avx512KernelF64>(Q, m, V, n, d, k, ex, out_indices, out_scores, out_k, num_threads);
+        if (isa == Isa::Avx2) return run<double, Avx2KernelF64>(Q, m, V, n, d, k, ex, out_indices, out_scores, out_k, num_threads);
     }
 #endif
     run<T, GenericKernel<T>>(Q, m, V, n, d, k, ex, out_indices, out_scores, out_k, num_threads);
