@@ -362,10 +362,131 @@ void run(const T* Q, int64_t m, const T* V, int64_t n, int64_t d, int64_t k, con
     }
 }
 
+// --- few queries: no packing ---------------------------------------------------------------
+// Packing the items costs about as much as a few passes over V, so for a handful of queries the
+// items are read straight from V (row-major), each once, and scored against every query while in
+// L1. Threads split the items; their partial top-k lists are merged per query at the end.
+
+constexpr int64_t kFewQueries = 8;
+
+// The running top-k of one query over items visited in increasing order, exclusion fused.
+template <class T>
+struct Selector {
+    Scored<T, int64_t>* entries;
+    int64_t k;
+    int64_t count = 0;
+    T thr = -std::numeric_limits<T>::infinity();
+    const int64_t* ex = nullptr;
+    int64_t cursor = 0, cursor_end = 0;
+
+    inline void offer(int64_t j, T s) {
+        if (count == k && !(s > thr)) return;
+        while (cursor < cursor_end && ex[cursor] < j) ++cursor;
+        if (cursor < cursor_end && ex[cursor] == j) return;
+        const auto worst_on_top = WorstOnTop<T, int64_t>();
+        if (count < k) {
+            entries[count++] = Scored<T, int64_t>{s, j};
+            std::push_heap(entries, entries + count, worst_on_top);
+        } else {
+            std::pop_heap(entries, entries + k, worst_on_top);
+            entries[k - 1] = Scored<T, int64_t>{s, j};
+            std::push_heap(entries, entries + k, worst_on_top);
+        }
+        if (count == k) thr = entries[0].score;
+    }
+};
+
+// <a, b> with independent per-lane partial sums, so it vectorises without -ffast-math.
+template <class T>
+__attribute__((always_inline)) inline T lane_dot(const T* a, const T* b, int64_t d) {
+    constexpr int L = 64 / sizeof(T);
+    T acc[L] = {};
+    int64_t t = 0;
+    for (; t + L <= d; t += L)
+        for (int l = 0; l < L; ++l) acc[l] += a[t + l] * b[t + l];
+    T s = T(0);
+    for (int l = 0; l < L; ++l) s += acc[l];
+    for (; t < d; ++t) s += a[t] * b[t];
+    return s;
+}
+
+template <class T>
+__attribute__((always_inline)) inline void scan_items_body(const T* Q, int64_t m, const T* V, int64_t d, int64_t j0,
+                                                          int64_t j1, Selector<T>* sel) {
+    for (int64_t j = j0; j < j1; ++j) {
+        const T* v = V + j * d;
+        for (int64_t i = 0; i < m; ++i) {
+            const T s = lane_dot(Q + i * d, v, d);
+            if (s > sel[i].thr) sel[i].offer(j, s);
+        }
+    }
+}
+
+#define RECFORGE_SCAN_VARIANT(NAME, TARGET)                                                                   \
+    template <class T>                                                                                        \
+    TARGET void NAME(const T* Q, int64_t m, const T* V, int64_t d, int64_t j0, int64_t j1, Selector<T>* sel) { \
+        scan_items_body<T>(Q, m, V, d, j0, j1, sel);                                                          \
+    }
+#if defined(__x86_64__) || defined(__i386__)
+RECFORGE_SCAN_VARIANT(scan_items_avx512, __attribute__((target("avx512f,avx2,fma,prefer-vector-width=512"))))
+RECFORGE_SCAN_VARIANT(scan_items_avx2, __attribute__((target("avx2,fma"))))
+#endif
+RECFORGE_SCAN_VARIANT(scan_items_generic, )
+#undef RECFORGE_SCAN_VARIANT
+
+template <class T>
+void run_few(const T* Q, int64_t m, const T* V, int64_t n, int64_t d, int64_t k, const Exclusion& ex,
+             int64_t* out_indices, float* out_scores, int64_t out_k, int num_threads, Isa isa) {
+    auto scan = &scan_items_generic<T>;
+#if defined(__x86_64__) || defined(__i386__)
+    if (isa == Isa::Avx512) scan = &scan_items_avx512<T>;
+    if (isa == Isa::Avx2) scan = &scan_items_avx2<T>;
+#endif
+    // Waking threads costs more than scanning a few million values: split only larger scans.
+    const int64_t parts = std::max<int64_t>(1, std::min<int64_t>(num_threads, m * n * d / (int64_t(1) << 22)));
+    std::vector<Scored<T, int64_t>> store(static_cast<size_t>(parts * m * k));
+    std::vector<int64_t> counts(static_cast<size_t>(parts * m));
+#pragma omp parallel for num_threads(static_cast<int>(parts)) schedule(static, 1)
+    for (int64_t part = 0; part < parts; ++part) {
+        const int64_t j0 = n * part / parts, j1 = n * (part + 1) / parts;
+        std::vector<Selector<T>> sel(static_cast<size_t>(m));
+        for (int64_t i = 0; i < m; ++i) {
+            sel[i].entries = store.data() + (part * m + i) * k;
+            sel[i].k = k;
+            if (ex.indptr) {
+                sel[i].ex = ex.indices;
+                sel[i].cursor = std::lower_bound(ex.indices + ex.indptr[i], ex.indices + ex.indptr[i + 1], j0) - ex.indices;
+                sel[i].cursor_end = ex.indptr[i + 1];
+            }
+        }
+        scan(Q, m, V, d, j0, j1, sel.data());
+        for (int64_t i = 0; i < m; ++i) counts[part * m + i] = sel[i].count;
+    }
+    std::vector<Scored<T, int64_t>> merged(static_cast<size_t>(parts * k));
+    for (int64_t i = 0; i < m; ++i) {
+        size_t total = 0;
+        for (int64_t part = 0; part < parts; ++part) {
+            const auto* src = store.data() + (part * m + i) * k;
+            std::copy(src, src + counts[part * m + i], merged.begin() + total);
+            total += static_cast<size_t>(counts[part * m + i]);
+        }
+        const size_t kept = select_topk(merged.data(), total, static_cast<size_t>(k));
+        for (size_t t = 0; t < kept; ++t) {
+            out_indices[i * out_k + t] = merged[t].index;
+            out_scores[i * out_k + t] = static_cast<float>(merged[t].score);
+        }
+        for (int64_t t = static_cast<int64_t>(kept); t < out_k; ++t) {
+            out_indices[i * out_k + t] = -1;
+            out_scores[i * out_k + t] = -std::numeric_limits<float>::infinity();
+        }
+    }
+}
+
 // Entry point: picks the microkernel (the best the CPU supports unless `isa` asks for a lower one). k <= n; out_k >= k columns are written (the rest padded).
 template <class T>
 void dense_topk(const T* Q, int64_t m, const T* V, int64_t n, int64_t d, int64_t k, const Exclusion& ex,
                 int64_t* out_indices, float* out_scores, int64_t out_k, int num_threads, Isa isa) {
+    if (m <= kFewQueries) return run_few<T>(Q, m, V, n, d, k, ex, out_indices, out_scores, out_k, num_threads, isa);
 #if defined(__x86_64__) || defined(__i386__)
     if constexpr (std::is_same_v<T, float>) {
         if (isa == Isa::Avx512) return run<float, Avx512Kernel>(Q, m, V, n, d, k, ex, out_indices, out_scores, out_k, num_threads);

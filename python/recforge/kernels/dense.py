@@ -50,10 +50,10 @@ def _prepare(Q: Any, V: Any, exclude: Any, metric: str):
         raise ValueError(f"Q and V must have the same number of columns, got {Q.shape[1]} and {V.shape[1]}")
     dtype = v.common_value_dtype(Q.dtype, V.dtype)
     Q, V = Q.astype(dtype, copy=False), V.astype(dtype, copy=False)
-    q_norm, v_norm = _row_norms(Q), _row_norms(V)
     if metric == "cosine":
-        Q, V = _unit_rows(Q, q_norm), _unit_rows(V, v_norm)
-    elif q_norm.size and v_norm.size and float(q_norm.max()) * float(v_norm.max()) >= _FLOAT32_MAX:
+        Q, V = _unit_rows(Q), _unit_rows(V)
+    elif Q.size and V.size and Q.shape[1] * _max_abs(Q) * _max_abs(V) >= _FLOAT32_MAX:
+        # |<q, v>| <= d max|q| max|v|: below float32's largest value no score can overflow.
         raise ValueError("Q and V hold values so large that inner products may overflow float32 scores; "
                          "rescale them (or use metric='cosine')")
     ex_indptr = ex_indices = None
@@ -66,11 +66,13 @@ def _prepare(Q: Any, V: Any, exclude: Any, metric: str):
     return Q, V, ex_indptr, ex_indices
 
 
-def _row_norms(X: np.ndarray) -> np.ndarray:
-    return np.sqrt(np.einsum("ij,ij->i", X, X, dtype=np.float64))
+def _max_abs(X: np.ndarray) -> float:
+    return max(float(X.max()), -float(X.min()))
 
 
-def _unit_rows(X: np.ndarray, norms: np.ndarray) -> np.ndarray:
+def _unit_rows(X: np.ndarray) -> np.ndarray:
+    """Rows scaled to unit length (all-zero rows stay zero), scaled in float64."""
+    norms = np.sqrt(np.einsum("ij,ij->i", X, X, dtype=np.float64))
     with np.errstate(divide="ignore"):
         inv = np.where(norms > 0, 1.0 / norms, 0.0)
-    return np.ascontiguousarray((X * inv[:, None]).astype(X.dtype))  # scaled in float64
+    return np.ascontiguousarray((X * inv[:, None]).astype(X.dtype))
