@@ -243,132 +243,6 @@ AlignedBuffer<T> pack_items(const T* V, int64_t n, int64_t d, int num_threads) {
     return packed;
 }
 
-// The running top-k of one query: a heap of at most k entries, worst on top.
-template <class T>
-struct RowHeap {
-    Scored<T, int64_t>* entries;
-    int64_t count;
-};
-
-template <class T, class Kernel>
-void run(const T* Q, int64_t m, const T* V, int64_t n, int64_t d, int64_t k, const Exclusion& ex,
-         int64_t* out_indices, float* out_scores, int64_t out_k, int num_threads) {
-    constexpr int MR = Kernel::MR;
-    constexpr int NR = Kernel::NR;
-    constexpr int64_t kMaxGroups = 32;       // up to 32 x MR queries per block
-    constexpr int64_t kPanelsPerChunk = 16;  // items visited by all groups of a block before moving on
-    const int64_t panels = (n + NR - 1) / NR;
-    const AlignedBuffer<T> packed = pack_items<T, NR>(V, n, d, num_threads);
-    const T* vp_all = packed.get();
-
-    const int64_t per_thread = (m + num_threads - 1) / num_threads;
-    // Heaps of a block hold at most ~1M entries, so a large k shrinks the block.
-    const int64_t heap_groups = std::max<int64_t>(1, (int64_t(1) << 20) / (MR * k));
-    const int64_t groups = std::max<int64_t>(
-        1, std::min({kMaxGroups, heap_groups, (per_thread + MR - 1) / MR}));
-    const int64_t qb = groups * MR;
-    const int64_t blocks = (m + qb - 1) / qb;
-    const T neg_inf = -std::numeric_limits<T>::infinity();
-    const uint64_t last_valid = (n % NR) == 0 ? ~uint64_t(0) : ((uint64_t(1) << (n % NR)) - 1);
-    auto worst_on_top = WorstOnTop<T, int64_t>();
-
-#pragma omp parallel num_threads(num_threads)
-    {
-        AlignedBuffer<T> qpack(static_cast<size_t>(groups * d * MR));
-        AlignedBuffer<T> tile(static_cast<size_t>(MR * NR));
-        std::vector<Scored<T, int64_t>> heap_store(static_cast<size_t>(qb * k));
-        std::vector<RowHeap<T>> heaps(static_cast<size_t>(qb));
-        std::vector<T> thr(static_cast<size_t>(qb));
-        std::vector<int64_t> cursor(static_cast<size_t>(qb)), cursor_end(static_cast<size_t>(qb));
-        uint64_t masks[MR];
-
-#pragma omp for schedule(dynamic, 1)
-        for (int64_t b = 0; b < blocks; ++b) {
-            const int64_t r0 = b * qb;
-            const int64_t rows = std::min(qb, m - r0);
-            const int64_t used_groups = (rows + MR - 1) / MR;
-            // Pack the block's queries group by group as d x MR (zeros past the last row).
-            for (int64_t g = 0; g < used_groups; ++g) {
-                T* dst = qpack.get() + g * d * MR;
-                for (int i = 0; i < MR; ++i) {
-                    const int64_t r = g * MR + i;
-                    for (int64_t kk = 0; kk < d; ++kk) dst[kk * MR + i] = r < rows ? Q[(r0 + r) * d + kk] : T(0);
-                }
-            }
-            for (int64_t r = 0; r < qb; ++r) {
-                heaps[r] = RowHeap<T>{heap_store.data() + r * k, 0};
-                thr[r] = neg_inf;
-                if (ex.indptr && r < rows) {
-                    cursor[r] = ex.indptr[r0 + r];
-                    cursor_end[r] = ex.indptr[r0 + r + 1];
-                } else {
-                    cursor[r] = cursor_end[r] = 0;
-                }
-            }
-            // Offers item j with score s to block row r (items arrive in increasing j per row).
-            auto offer = [&](int64_t r, int64_t j, T s) {
-                RowHeap<T>& h = heaps[r];
-                if (h.count == k && !(s > h.entries[0].score)) return;
-                int64_t& c = cursor[r];
-                const int64_t ce = cursor_end[r];
-                while (c < ce && ex.indices[c] < j) ++c;
-                if (c < ce && ex.indices[c] == j) return;
-                if (h.count < k) {
-                    h.entries[h.count++] = Scored<T, int64_t>{s, j};
-                    std::push_heap(h.entries, h.entries + h.count, worst_on_top);
-                } else {
-                    std::pop_heap(h.entries, h.entries + k, worst_on_top);
-                    h.entries[k - 1] = Scored<T, int64_t>{s, j};
-                    std::push_heap(h.entries, h.entries + k, worst_on_top);
-                }
-                if (h.count == k) thr[r] = h.entries[0].score;
-            };
-
-            for (int64_t p0 = 0; p0 < panels; p0 += kPanelsPerChunk) {
-                const int64_t p1 = std::min(panels, p0 + kPanelsPerChunk);
-                for (int64_t g = 0; g < used_groups; ++g) {
-                    const T* qp = qpack.get() + g * d * MR;
-                    const int live = static_cast<int>(std::min<int64_t>(MR, rows - g * MR));
-                    for (int64_t p = p0; p < p1; ++p) {
-                        Kernel::tile(qp, vp_all + p * d * NR, d, thr.data() + g * MR, tile.get(), masks);
-                        const uint64_t valid = p == panels - 1 ? last_valid : ~uint64_t(0);
-                        for (int i = 0; i < live; ++i) {
-                            uint64_t mk = masks[i] & valid;
-                            while (mk) {
-                                const int l = __builtin_ctzll(mk);
-                                mk &= mk - 1;
-                                offer(g * MR + i, p * NR + l, tile.get()[i * NR + l]);
-                            }
-                        }
-                    }
-                }
-            }
-            // Best first, then pad with (-1, -inf) when fewer than out_k items were eligible.
-            for (int64_t r = 0; r < rows; ++r) {
-                RowHeap<T>& h = heaps[r];
-                std::sort_heap(h.entries, h.entries + h.count, worst_on_top);
-                int64_t* oi = out_indices + (r0 + r) * out_k;
-                float* os = out_scores + (r0 + r) * out_k;
-                for (int64_t t = 0; t < h.count; ++t) {
-                    oi[t] = h.entries[t].index;
-                    os[t] = static_cast<float>(h.entries[t].score);
-                }
-                for (int64_t t = h.count; t < out_k; ++t) {
-                    oi[t] = -1;
-                    os[t] = -std::numeric_limits<float>::infinity();
-                }
-            }
-        }
-    }
-}
-
-// --- few queries: no packing ---------------------------------------------------------------
-// Packing the items costs about as much as a few passes over V, so for a handful of queries the
-// items are read straight from V (row-major), each once, and scored against every query while in
-// L1. Threads split the items; their partial top-k lists are merged per query at the end.
-
-constexpr int64_t kFewQueries = 8;
-
 // The running top-k of one query over items visited in increasing order, exclusion fused.
 template <class T>
 struct Selector {
@@ -395,6 +269,105 @@ struct Selector {
         if (count == k) thr = entries[0].score;
     }
 };
+
+template <class T, class Kernel>
+void run(const T* Q, int64_t m, const T* V, int64_t n, int64_t d, int64_t k, const Exclusion& ex,
+         int64_t* out_indices, float* out_scores, int64_t out_k, int num_threads) {
+    constexpr int MR = Kernel::MR;
+    constexpr int NR = Kernel::NR;
+    constexpr int64_t kMaxGroups = 32;       // up to 32 x MR queries per block
+    constexpr int64_t kPanelsPerChunk = 16;  // items visited by all groups of a block before moving on
+    const int64_t panels = (n + NR - 1) / NR;
+    const AlignedBuffer<T> packed = pack_items<T, NR>(V, n, d, num_threads);
+    const T* vp_all = packed.get();
+
+    const int64_t per_thread = (m + num_threads - 1) / num_threads;
+    // Heaps of a block hold at most ~1M entries, so a large k shrinks the block.
+    const int64_t heap_groups = std::max<int64_t>(1, (int64_t(1) << 20) / (MR * k));
+    const int64_t groups = std::max<int64_t>(
+        1, std::min({kMaxGroups, heap_groups, (per_thread + MR - 1) / MR}));
+    const int64_t qb = groups * MR;
+    const int64_t blocks = (m + qb - 1) / qb;
+    const uint64_t last_valid = (n % NR) == 0 ? ~uint64_t(0) : ((uint64_t(1) << (n % NR)) - 1);
+
+#pragma omp parallel num_threads(num_threads)
+    {
+        AlignedBuffer<T> qpack(static_cast<size_t>(groups * d * MR));
+        AlignedBuffer<T> tile(static_cast<size_t>(MR * NR));
+        std::vector<Scored<T, int64_t>> heap_store(static_cast<size_t>(qb * k));
+        std::vector<Selector<T>> sel(static_cast<size_t>(qb));
+        std::vector<T> thr(static_cast<size_t>(qb));  // sel[r].thr, contiguous for the microkernel
+        uint64_t masks[MR];
+
+#pragma omp for schedule(dynamic, 1)
+        for (int64_t b = 0; b < blocks; ++b) {
+            const int64_t r0 = b * qb;
+            const int64_t rows = std::min(qb, m - r0);
+            const int64_t used_groups = (rows + MR - 1) / MR;
+            // Pack the block's queries group by group as d x MR (zeros past the last row).
+            for (int64_t g = 0; g < used_groups; ++g) {
+                T* dst = qpack.get() + g * d * MR;
+                for (int i = 0; i < MR; ++i) {
+                    const int64_t r = g * MR + i;
+                    for (int64_t kk = 0; kk < d; ++kk) dst[kk * MR + i] = r < rows ? Q[(r0 + r) * d + kk] : T(0);
+                }
+            }
+            for (int64_t r = 0; r < qb; ++r) {
+                sel[r] = Selector<T>{heap_store.data() + r * k, k};
+                if (ex.indptr && r < rows) {
+                    sel[r].ex = ex.indices;
+                    sel[r].cursor = ex.indptr[r0 + r];
+                    sel[r].cursor_end = ex.indptr[r0 + r + 1];
+                }
+                thr[r] = sel[r].thr;
+            }
+
+            for (int64_t p0 = 0; p0 < panels; p0 += kPanelsPerChunk) {
+                const int64_t p1 = std::min(panels, p0 + kPanelsPerChunk);
+                for (int64_t g = 0; g < used_groups; ++g) {
+                    const T* qp = qpack.get() + g * d * MR;
+                    const int live = static_cast<int>(std::min<int64_t>(MR, rows - g * MR));
+                    for (int64_t p = p0; p < p1; ++p) {
+                        Kernel::tile(qp, vp_all + p * d * NR, d, thr.data() + g * MR, tile.get(), masks);
+                        const uint64_t valid = p == panels - 1 ? last_valid : ~uint64_t(0);
+                        for (int i = 0; i < live; ++i) {
+                            uint64_t mk = masks[i] & valid;
+                            while (mk) {
+                                const int l = __builtin_ctzll(mk);
+                                mk &= mk - 1;
+                                Selector<T>& row = sel[g * MR + i];
+                                row.offer(p * NR + l, tile.get()[i * NR + l]);
+                                thr[g * MR + i] = row.thr;
+                            }
+                        }
+                    }
+                }
+            }
+            // Best first, then pad with (-1, -inf) when fewer than out_k items were eligible.
+            for (int64_t r = 0; r < rows; ++r) {
+                Selector<T>& h = sel[r];
+                std::sort_heap(h.entries, h.entries + h.count, WorstOnTop<T, int64_t>());
+                int64_t* oi = out_indices + (r0 + r) * out_k;
+                float* os = out_scores + (r0 + r) * out_k;
+                for (int64_t t = 0; t < h.count; ++t) {
+                    oi[t] = h.entries[t].index;
+                    os[t] = static_cast<float>(h.entries[t].score);
+                }
+                for (int64_t t = h.count; t < out_k; ++t) {
+                    oi[t] = -1;
+                    os[t] = -std::numeric_limits<float>::infinity();
+                }
+            }
+        }
+    }
+}
+
+// --- few queries: no packing ---------------------------------------------------------------
+// Packing the items costs about as much as a few passes over V, so for a handful of queries the
+// items are read straight from V (row-major), each once, and scored against every query while in
+// L1. Threads split the items; their partial top-k lists are merged per query at the end.
+
+constexpr int64_t kFewQueries = 8;
 
 // <a, b> with independent per-lane partial sums, so it vectorises without -ffast-math.
 template <class T>
