@@ -135,6 +135,9 @@ def run_graph(name: str, R: sp.csr_matrix, layers: int, dim: int, threads: int, 
     print(f"   scipy A @ E (1 thread){t_scipy:8.3f} s   ratio scipy / recforge = {t_scipy / t_rf:5.2f}x")
     print(f"   bytes that must move: {must_move / 1e9:.2f} GB = layers x (A {a_bytes / 1e9:.2f} GB + read E_l + "
           f"write E_l+1, {row_bytes / 1e9:.3f} GB each) + result")
+    gathered = layers * (a_bytes + A.nnz * dim * 4 + row_bytes) + row_bytes
+    print(f"   bytes touched counting every neighbour-row gather: {gathered / 1e9:.1f} GB "
+          f"-> {gathered / t_rf / 1e9:.1f} GB/s (mostly served by the caches)")
 
 
 def main() -> None:
