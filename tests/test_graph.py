@@ -124,13 +124,14 @@ def test_propagate_matches_dense_reference(combine, layers, dtype):
 
 @pytest.mark.parametrize("isa", ISAS)
 @pytest.mark.parametrize("d", [5, 16, 64, 100])
-def test_every_row_loop_matches_reference(isa, d):
+@pytest.mark.parametrize("block_bytes", [0, 512, 4096])  # 0: one pass; else column blocks of E
+def test_every_row_loop_matches_reference(isa, d, block_bytes):
     rng = np.random.default_rng(d)
     R = random_interactions(rng, 60, 45, 0.1)
     A = normalize_adjacency(sp.csr_matrix(R.astype(np.float32)))
     E = rng.standard_normal((105, d)).astype(np.float32)
     for weights in ([0.25] * 4, [0.0, 0.0, 1.0], [1.0, 2.0]):
-        out = _core.propagate(A.indptr, A.indices, A.data, A.shape[0], E, weights, 2, isa)
+        out = _core.propagate(A.indptr, A.indices, A.data, A.shape[0], E, weights, 2, isa, block_bytes)
         expected = dense_propagate(dense_adjacency(R), E.astype(np.float64), weights)
         np.testing.assert_allclose(out, expected, rtol=1e-5, atol=1e-5)
 
@@ -163,6 +164,19 @@ def test_propagate_property(users, items, layers, d, seed):
 def test_propagate_bad_input(args, kwargs, error, match):
     with pytest.raises(error, match=match):
         propagate(*args, **kwargs)
+
+
+@settings(max_examples=30, deadline=None)
+@given(rows=st.integers(1, 50), cols=st.integers(1, 300), d=st.sampled_from([1, 7, 32, 64]),
+       density=st.sampled_from([0.01, 0.1, 0.5]), block_bytes=st.integers(1, 5000),
+       dtype=st.sampled_from([np.float32, np.float64]), seed=st.integers(0, 2**31 - 1))
+def test_column_blocked_spmm_matches_dense_product(rows, cols, d, density, block_bytes, dtype, seed):
+    rng = np.random.default_rng(seed)
+    A = sp.random(rows, cols, density=density, format="csr", random_state=seed, dtype=dtype)
+    B = rng.standard_normal((cols, d)).astype(dtype)
+    Y = _core.spmm(A.indptr, A.indices, A.data, rows, B, 2, -1, block_bytes)
+    tol = 1e-5 if dtype == np.float32 else 1e-12
+    np.testing.assert_allclose(Y, A.toarray().astype(np.float64) @ B.astype(np.float64), rtol=tol, atol=tol)
 
 
 def test_spmm_bad_input():

@@ -107,7 +107,7 @@ def _prepared(A: Any, dtype: np.dtype) -> tuple[tuple[np.ndarray, np.ndarray, np
     if entry is None or entry[0]() is not A or entry[1] != fingerprint:
         csr = _symmetric_csr(A)
         try:
-            ref = weakref.ref(A, lambda _, key=key: _PREPARED.pop(key, None))
+            ref = weakref.ref(A, lambda _, key=key, cache=_PREPARED: cache.pop(key, None))
         except TypeError:  # not weak-referenceable: checked on every call
             ref = None
         entry = (ref or (lambda: None), fingerprint, {"csr": csr})
