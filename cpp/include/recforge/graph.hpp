@@ -8,8 +8,9 @@
 //             the first layer and the last layer is written straight into `out` when only it
 //             is kept.
 //
-// The row loop is compiled three times (AVX-512, AVX2+FMA, baseline) and picked at run time;
-// the build itself stays at the x86-64 baseline.
+// When X is larger than the cache, the columns of A are visited in blocks (see Pass), so the
+// gathered rows of X stay cached. The row loop is compiled three times (AVX-512, AVX2+FMA,
+// baseline) and picked at run time; the build itself stays at the x86-64 baseline.
 #pragma once
 #include <algorithm>
 #include <cstdint>
