@@ -31,24 +31,28 @@ def median_time(fn, repeats: int) -> tuple[float, object]:
     return statistics.median(times), out
 
 
+def power_law_draws(rng, size: int, count: int, offset: float, exponent: float) -> np.ndarray:
+    """`size` integers in [0, count) with density ~ (x + offset)^-exponent (inverse CDF, continuous)."""
+    e = 1.0 - exponent
+    lo, hi = offset ** e, (count + offset) ** e
+    x = (lo + rng.random(size) * (hi - lo)) ** (1.0 / e) - offset
+    return np.minimum(x.astype(np.int64), count - 1)
+
+
 def synthetic_interactions(users: int, items: int, interactions: int, seed: int = 0) -> sp.csr_matrix:
-    """Binary users x items matrix with about `interactions` entries and Zipf-like degrees."""
+    """Binary users x items matrix with exactly `interactions` entries and power-law degrees."""
     rng = np.random.default_rng(seed)
-    pu = 1.0 / np.arange(1, users + 1) ** 0.6
-    pi = 1.0 / np.arange(1, items + 1) ** 0.9
-    pu, pi = pu / pu.sum(), pi / pi.sum()
-    want = interactions
     codes = np.empty(0, dtype=np.int64)
-    while codes.size < want:
-        draw = int((want - codes.size) * 1.3) + 1000
-        u = rng.choice(users, size=draw, p=pu)
-        i = rng.choice(items, size=draw, p=pi)
-        codes = np.unique(np.concatenate([codes, u.astype(np.int64) * items + i]))
-    codes = rng.permutation(codes)[:want]
-    codes.sort()
-    R = sp.csr_matrix((np.ones(codes.size, dtype=np.float32), (codes // items, codes % items)), shape=(users, items))
-    R.sort_indices()
-    return R
+    while codes.size < interactions:
+        draw = int((interactions - codes.size) * 1.25) + 1000
+        new = power_law_draws(rng, draw, users, 10, 0.6) * items + power_law_draws(rng, draw, items, 50, 0.9)
+        codes = np.concatenate([codes, new])
+        codes.sort()
+        codes = codes[np.concatenate([[True], codes[1:] != codes[:-1]])]  # np.unique, without its hashing
+    codes = np.sort(rng.choice(codes, size=interactions, replace=False))
+    indptr = np.searchsorted(codes // items, np.arange(users + 1)).astype(np.int64)
+    return sp.csr_matrix((np.ones(interactions, dtype=np.float32), (codes % items).astype(np.int32), indptr),
+                         shape=(users, items))
 
 
 def gowalla_interactions() -> sp.csr_matrix | None:
