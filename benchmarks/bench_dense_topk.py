@@ -41,11 +41,12 @@ def random_exclusion(m: int, n: int, per_row: int, seed: int = 2) -> sp.csr_matr
 
 def faiss_then_filter(index, Q, k: int, exclude: sp.csr_matrix):
     """faiss search for k + max excluded per row, then drop excluded items and keep the first k."""
+    if exclude.nnz == 0:
+        return index.search(Q, k)
     extra = int(np.diff(exclude.indptr).max())
     D, I = index.search(Q, k + extra)
     m, n = exclude.shape
-    excluded_codes = exclude.indptr.size and (np.repeat(np.arange(m, dtype=np.int64), np.diff(exclude.indptr)) * n
-                                              + exclude.indices)
+    excluded_codes = np.repeat(np.arange(m, dtype=np.int64), np.diff(exclude.indptr)) * n + exclude.indices
     codes = np.arange(m, dtype=np.int64)[:, None] * n + I
     pos = np.searchsorted(excluded_codes, codes)
     hit = excluded_codes[np.minimum(pos, excluded_codes.size - 1)] == codes
