@@ -5,7 +5,7 @@
 // MR x NR tile of scores from packed operands and, still in registers, compares every score
 // with its row's current k-th best (the threshold). Only the rare scores that beat it leave
 // the tile: they are checked against the row's exclusion list (a cursor that moves forward,
-// since items arrive in increasing order) and pushed into that row's bounded heap.
+// since items arrive in increasing order) and kept in that row's candidate buffer (see Selector).
 //
 // Work is split into blocks of up to QB queries (one per OpenMP task); a block walks all items
 // panel by panel, so memory is O(n d) for the packed items plus O(threads x QB x k).
@@ -244,9 +244,13 @@ AlignedBuffer<T> pack_items(const T* V, int64_t n, int64_t d, int num_threads) {
 }
 
 // The running top-k of one query over items visited in increasing order, exclusion fused.
+// Candidates that beat the threshold are appended to a buffer of 2k; when it fills, the k best
+// are kept (nth_element) and the threshold becomes the k-th best score. That is O(1) amortised
+// per candidate for any k (a heap pays log k each). Since later items have larger indices, a
+// candidate tying the threshold ranks after it, so `s > thr` is the exact admission test.
 template <class T>
 struct Selector {
-    Scored<T, int64_t>* entries;
+    Scored<T, int64_t>* entries;  // capacity 2k
     int64_t k;
     int64_t count = 0;
     T thr = -std::numeric_limits<T>::infinity();
@@ -254,20 +258,20 @@ struct Selector {
     int64_t cursor = 0, cursor_end = 0;
 
     inline void offer(int64_t j, T s) {
-        if (count == k && !(s > thr)) return;
+        if (!(s > thr)) return;
         while (cursor < cursor_end && ex[cursor] < j) ++cursor;
         if (cursor < cursor_end && ex[cursor] == j) return;
-        const auto worst_on_top = WorstOnTop<T, int64_t>();
-        if (count < k) {
-            entries[count++] = Scored<T, int64_t>{s, j};
-            std::push_heap(entries, entries + count, worst_on_top);
-        } else {
-            std::pop_heap(entries, entries + k, worst_on_top);
-            entries[k - 1] = Scored<T, int64_t>{s, j};
-            std::push_heap(entries, entries + k, worst_on_top);
+        entries[count++] = Scored<T, int64_t>{s, j};
+        if (count == 2 * k) {
+            auto before = [](const Scored<T, int64_t>& x, const Scored<T, int64_t>& y) { return ranks_before(x, y); };
+            std::nth_element(entries, entries + (k - 1), entries + count, before);
+            count = k;
+            thr = entries[k - 1].score;
         }
-        if (count == k) thr = entries[0].score;
     }
+
+    // Sorts the best min(count, k) to the front, best first; returns how many.
+    int64_t finish() { return static_cast<int64_t>(select_topk(entries, static_cast<size_t>(count), static_cast<size_t>(k))); }
 };
 
 template <class T, class Kernel>
@@ -282,10 +286,10 @@ void run(const T* Q, int64_t m, const T* V, int64_t n, int64_t d, int64_t k, con
     const T* vp_all = packed.get();
 
     const int64_t per_thread = (m + num_threads - 1) / num_threads;
-    // Heaps of a block hold at most ~1M entries, so a large k shrinks the block.
-    const int64_t heap_groups = std::max<int64_t>(1, (int64_t(1) << 20) / (MR * k));
+    // The candidate buffers of a block stay within ~2 MiB (about an L2), so a large k shrinks the block.
+    const int64_t buffer_groups = std::max<int64_t>(1, (int64_t(1) << 17) / (MR * 2 * k));
     const int64_t groups = std::max<int64_t>(
-        1, std::min({kMaxGroups, heap_groups, (per_thread + MR - 1) / MR}));
+        1, std::min({kMaxGroups, buffer_groups, (per_thread + MR - 1) / MR}));
     const int64_t qb = groups * MR;
     const int64_t blocks = (m + qb - 1) / qb;
     const uint64_t last_valid = (n % NR) == 0 ? ~uint64_t(0) : ((uint64_t(1) << (n % NR)) - 1);
@@ -294,7 +298,7 @@ void run(const T* Q, int64_t m, const T* V, int64_t n, int64_t d, int64_t k, con
     {
         AlignedBuffer<T> qpack(static_cast<size_t>(groups * d * MR));
         AlignedBuffer<T> tile(static_cast<size_t>(MR * NR));
-        std::vector<Scored<T, int64_t>> heap_store(static_cast<size_t>(qb * k));
+        std::vector<Scored<T, int64_t>> cand_store(static_cast<size_t>(qb * 2 * k));
         std::vector<Selector<T>> sel(static_cast<size_t>(qb));
         std::vector<T> thr(static_cast<size_t>(qb));  // sel[r].thr, contiguous for the microkernel
         uint64_t masks[MR];
@@ -313,7 +317,7 @@ void run(const T* Q, int64_t m, const T* V, int64_t n, int64_t d, int64_t k, con
                 }
             }
             for (int64_t r = 0; r < qb; ++r) {
-                sel[r] = Selector<T>{heap_store.data() + r * k, k};
+                sel[r] = Selector<T>{cand_store.data() + r * 2 * k, k};
                 if (ex.indptr && r < rows) {
                     sel[r].ex = ex.indices;
                     sel[r].cursor = ex.indptr[r0 + r];
@@ -346,14 +350,14 @@ void run(const T* Q, int64_t m, const T* V, int64_t n, int64_t d, int64_t k, con
             // Best first, then pad with (-1, -inf) when fewer than out_k items were eligible.
             for (int64_t r = 0; r < rows; ++r) {
                 Selector<T>& h = sel[r];
-                std::sort_heap(h.entries, h.entries + h.count, WorstOnTop<T, int64_t>());
+                const int64_t kept = h.finish();
                 int64_t* oi = out_indices + (r0 + r) * out_k;
                 float* os = out_scores + (r0 + r) * out_k;
-                for (int64_t t = 0; t < h.count; ++t) {
+                for (int64_t t = 0; t < kept; ++t) {
                     oi[t] = h.entries[t].index;
                     os[t] = static_cast<float>(h.entries[t].score);
                 }
-                for (int64_t t = h.count; t < out_k; ++t) {
+                for (int64_t t = kept; t < out_k; ++t) {
                     oi[t] = -1;
                     os[t] = -std::numeric_limits<float>::infinity();
                 }
@@ -417,14 +421,14 @@ void run_few(const T* Q, int64_t m, const T* V, int64_t n, int64_t d, int64_t k,
 #endif
     // Waking threads costs more than scanning a few million values: split only larger scans.
     const int64_t parts = std::max<int64_t>(1, std::min<int64_t>(num_threads, m * n * d / (int64_t(1) << 22)));
-    std::vector<Scored<T, int64_t>> store(static_cast<size_t>(parts * m * k));
+    std::vector<Scored<T, int64_t>> store(static_cast<size_t>(parts * m * 2 * k));
     std::vector<int64_t> counts(static_cast<size_t>(parts * m));
 #pragma omp parallel for num_threads(static_cast<int>(parts)) schedule(static, 1)
     for (int64_t part = 0; part < parts; ++part) {
         const int64_t j0 = n * part / parts, j1 = n * (part + 1) / parts;
         std::vector<Selector<T>> sel(static_cast<size_t>(m));
         for (int64_t i = 0; i < m; ++i) {
-            sel[i].entries = store.data() + (part * m + i) * k;
+            sel[i].entries = store.data() + (part * m + i) * 2 * k;
             sel[i].k = k;
             if (ex.indptr) {
                 sel[i].ex = ex.indices;
@@ -435,11 +439,11 @@ void run_few(const T* Q, int64_t m, const T* V, int64_t n, int64_t d, int64_t k,
         scan(Q, m, V, d, j0, j1, sel.data());
         for (int64_t i = 0; i < m; ++i) counts[part * m + i] = sel[i].count;
     }
-    std::vector<Scored<T, int64_t>> merged(static_cast<size_t>(parts * k));
+    std::vector<Scored<T, int64_t>> merged(static_cast<size_t>(parts * 2 * k));
     for (int64_t i = 0; i < m; ++i) {
         size_t total = 0;
         for (int64_t part = 0; part < parts; ++part) {
-            const auto* src = store.data() + (part * m + i) * k;
+            const auto* src = store.data() + (part * m + i) * 2 * k;
             std::copy(src, src + counts[part * m + i], merged.begin() + total);
             total += static_cast<size_t>(counts[part * m + i]);
         }
