@@ -11,6 +11,8 @@ from hypothesis import strategies as st
 
 from recforge.evaluation import metrics as M
 
+from evaluation_helpers import ref_user
+
 LOG2_3 = math.log2(3)  # discount of rank 2 is 1/log2(3); rank 1: 1/log2(2) = 1; rank 3: 1/log2(4) = 1/2
 
 
@@ -140,31 +142,6 @@ def test_diversity_hand_worked():
 
 
 # ----------------------------------------------------------------------------- loop references
-
-def ref_user(rec_row, rel_row: dict, k):
-    """Straightforward per-user metrics following the written definitions."""
-    seen, hits, gains = set(), [], []
-    for item in list(rec_row[:k]) + [-1] * max(0, k - len(rec_row)):
-        hit = item != -1 and item in rel_row and item not in seen
-        if item != -1:
-            seen.add(item)
-        hits.append(1 if hit else 0)
-        gains.append(rel_row[item] if hit else 0.0)
-    n_hits, n_rel = sum(hits), len(rel_row)
-    p, r = n_hits / k, n_hits / n_rel
-    dcg = sum(g / math.log2(i + 2) for i, g in enumerate(gains))
-    ideal = sorted(rel_row.values(), reverse=True)[:k]
-    idcg = sum(g / math.log2(i + 2) for i, g in enumerate(ideal))
-    ap, running = 0.0, 0
-    for i, h in enumerate(hits):
-        if h:
-            running += 1
-            ap += running / (i + 1)
-    first = next((i for i, h in enumerate(hits) if h), None)
-    return {"precision": p, "recall": r, "f1": 2 * p * r / (p + r) if p + r else 0.0,
-            "hit_rate": float(n_hits > 0), "ndcg": dcg / idcg, "map": ap / min(k, n_rel),
-            "mrr": 0.0 if first is None else 1 / (first + 1)}
-
 
 FUNCS = {"precision": M.precision_at_k, "recall": M.recall_at_k, "f1": M.f1_at_k, "hit_rate": M.hit_rate_at_k,
          "ndcg": M.ndcg_at_k, "map": M.map_at_k, "mrr": M.mrr_at_k}

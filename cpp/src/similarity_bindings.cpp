@@ -15,12 +15,12 @@ using namespace recforge::similarity;
 
 namespace {
 
-template <class T, class I>
-CsrView<T, I> view(const py::array& indptr, const py::array& indices, const py::object& data,
-                   int64_t rows, int64_t cols) {
+template <class T, class I, class J = I>
+CsrView<T, I, J> view(const py::array& indptr, const py::array& indices, const py::object& data,
+                      int64_t rows, int64_t cols) {
     const T* values = data.is_none() ? nullptr : static_cast<const T*>(py::cast<py::array>(data).data());
-    return CsrView<T, I>{static_cast<const I*>(indptr.data()), static_cast<const I*>(indices.data()),
-                         values, rows, cols};
+    return CsrView<T, I, J>{static_cast<const I*>(indptr.data()), static_cast<const J*>(indices.data()),
+                            values, rows, cols};
 }
 
 template <class T>
@@ -60,15 +60,20 @@ py::tuple to_csr(RowResults<T, I>&& r, int num_threads) {
     return py::make_tuple(indptr, indices, data);
 }
 
-template <class T, class I>
+template <class T, class I, class J>
 py::tuple run_typed(const py::array& x_indptr, const py::array& x_indices, const py::object& x_data,
                     int64_t m, int64_t d, const py::array& yt_indptr, const py::array& yt_indices,
                     const py::object& yt_data, int64_t n, int kind, bool count, int64_t k,
                     double shrink, double min_support, const py::object& x_scale,
                     const py::object& y_scale, const py::object& x_size, const py::object& y_size,
-                    bool symmetric, int num_threads) {
-    const auto x = view<T, I>(x_indptr, x_indices, x_data, m, d);
-    const auto yt = view<T, I>(yt_indptr, yt_indices, yt_data, d, n);
+                    bool symmetric, const py::object& ex_indptr, const py::object& ex_indices,
+                    int num_threads) {
+    auto x = view<T, I>(x_indptr, x_indices, x_data, m, d);
+    auto yt = view<T, I, J>(yt_indptr, yt_indices, yt_data, d, n);
+    if (static_cast<Kind>(kind) == Kind::Jaccard) x.data = yt.data = nullptr;  // pattern only
+    CsrView<T, I> ex{};
+    const bool has_exclude = !ex_indptr.is_none();
+    if (has_exclude) ex = view<T, I>(py::cast<py::array>(ex_indptr), py::cast<py::array>(ex_indices), py::none(), m, n);
     Context<T> ctx;
     ctx.x_scale = optional_ptr<T>(x_scale);
     ctx.y_scale = optional_ptr<T>(y_scale);
@@ -81,7 +86,7 @@ py::tuple run_typed(const py::array& x_indptr, const py::array& x_indices, const
         py::gil_scoped_release release;
         auto go = [&](auto policy) {
             using P = decltype(policy);
-            result = Kernel<P, T, I>(x, yt, ctx, k, symmetric).run(num_threads);
+            result = Kernel<P, T, I, J>(x, yt, ctx, k, symmetric, has_exclude ? &ex : nullptr).run(num_threads);
         };
         switch (static_cast<Kind>(kind)) {
             case Kind::Dot:
@@ -100,13 +105,23 @@ py::tuple similarity_topk(const py::array& x_indptr, const py::array& x_indices,
                           const py::object& yt_data, int64_t n, int kind, bool count, int64_t k,
                           double shrink, double min_support, const py::object& x_scale,
                           const py::object& y_scale, const py::object& x_size,
-                          const py::object& y_size, bool symmetric, int num_threads) {
+                          const py::object& y_size, bool symmetric, const py::object& ex_indptr,
+                          const py::object& ex_indices, int num_threads) {
     const bool f64 = py::cast<py::array>(x_data).dtype().itemsize() == 8;
     const bool i64 = x_indices.dtype().itemsize() == 8;
-#define RECFORGE_SIM_CALL(T, I)                                                                      \
-    return run_typed<T, I>(x_indptr, x_indices, x_data, m, d, yt_indptr, yt_indices, yt_data, n,   \
-                           kind, count, k, shrink, min_support, x_scale, y_scale, x_size, y_size,  \
-                           symmetric, num_threads)
+    const bool narrow = yt_indices.dtype().itemsize() == 2;  // uint16 columns of Yt
+#define RECFORGE_SIM_CALL(T, I)                                                                    \
+    do {                                                                                           \
+        if (narrow)                                                                                \
+            return run_typed<T, I, uint16_t>(x_indptr, x_indices, x_data, m, d, yt_indptr,         \
+                                             yt_indices, yt_data, n, kind, count, k, shrink,       \
+                                             min_support, x_scale, y_scale, x_size, y_size,        \
+                                             symmetric, ex_indptr, ex_indices, num_threads);       \
+        return run_typed<T, I, I>(x_indptr, x_indices, x_data, m, d, yt_indptr, yt_indices,        \
+                                  yt_data, n, kind, count, k, shrink, min_support, x_scale,        \
+                                  y_scale, x_size, y_size, symmetric, ex_indptr, ex_indices,       \
+                                  num_threads);                                                    \
+    } while (0)
     if (f64) {
         if (i64) RECFORGE_SIM_CALL(double, int64_t);
         RECFORGE_SIM_CALL(double, int32_t);
@@ -123,6 +138,6 @@ void register_similarity(py::module_& m) {
           py::arg("x_data"), py::arg("m"), py::arg("d"), py::arg("yt_indptr"), py::arg("yt_indices"),
           py::arg("yt_data"), py::arg("n"), py::arg("kind"), py::arg("count"), py::arg("k"),
           py::arg("shrink"), py::arg("min_support"), py::arg("x_scale"), py::arg("y_scale"),
-          py::arg("x_size"), py::arg("y_size"), py::arg("symmetric"), py::arg("num_threads"),
+          py::arg("x_size"), py::arg("y_size"), py::arg("symmetric"), py::arg("ex_indptr"), py::arg("ex_indices"), py::arg("num_threads"),
           "Unchecked core of recforge.kernels.similarity_topk; returns (indptr, indices, data).");
 }

@@ -8,10 +8,10 @@ __version__ = "0.1.0"
 
 from recforge.backend import backends  # noqa: E402
 
-__all__ = ["__version__", "backends", "evaluate"]
+__all__ = ["__version__", "backends", "evaluate", "load"]
 
 # Public names loaded on first use, so that `import recforge` stays light: name -> module.
-_LAZY = {"evaluate": "recforge.evaluation.protocols"}
+_LAZY = {"evaluate": "recforge.evaluation.protocols", "load": "recforge.models.artifacts"}
 
 
 def __getattr__(name: str):

@@ -4,10 +4,12 @@
 
 namespace recforge {
 
-template <class T, class I>
+// I: offsets type; J: column index type (narrower than I where the columns allow, e.g.
+// uint16 for up to 65,535 columns, to cut the bytes streamed per stored value).
+template <class T, class I, class J = I>
 struct CsrView {
     const I* indptr;   // rows + 1 offsets
-    const I* indices;  // column of each stored value, sorted within a row, no duplicates
+    const J* indices;  // column of each stored value, sorted within a row, no duplicates
     const T* data;     // stored values (may be null where only the pattern is used)
     int64_t rows;
     int64_t cols;

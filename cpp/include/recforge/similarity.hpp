@@ -125,15 +125,17 @@ struct RowResults {
     std::vector<int64_t> counts;
 };
 
-template <class Policy, class T, class I>
+// I: offsets and indices of X (and of the output); J: column indices of Yt.
+template <class Policy, class T, class I, class J>
 class Kernel {
     using A = typename Policy::Acc;
     static constexpr int C = Policy::C;
 
 public:
-    Kernel(const CsrView<T, I>& x, const CsrView<T, I>& yt, const Context<T>& ctx, int64_t k,
-           bool symmetric)
-        : x_(x), yt_(yt), ctx_(ctx), k_(k), symmetric_(symmetric) {}
+    // exclude (optional, pattern only): row i never returns the columns stored in its row.
+    Kernel(const CsrView<T, I>& x, const CsrView<T, I, J>& yt, const Context<T>& ctx, int64_t k,
+           bool symmetric, const CsrView<T, I>* exclude = nullptr)
+        : x_(x), yt_(yt), ctx_(ctx), k_(k), symmetric_(symmetric), exclude_(exclude) {}
 
     RowResults<T, I> run(int num_threads) const {
         const int64_t m = x_.rows;
@@ -141,19 +143,16 @@ public:
         out.k = k_;
         out.counts.assign(m, 0);
         if (symmetric_) {
-            SharedRowHeaps<T, I> heaps(m, k_);
+            SharedRowTopK<T, I> heaps(m, k_);
 #pragma omp parallel num_threads(num_threads)
             {
-                State st(n_cols(), x_.cols);
+                State st(n_cols(), k_);
 #pragma omp for schedule(dynamic, 8)
                 for (int64_t i = 0; i < m; ++i) {
-                    const size_t nc = candidates(i, st);
-                    for (size_t t = 0; t < nc; ++t) {
-                        const auto& c = st.cand[t];
-                        if (heaps.may_enter(c.index, c.score)) heaps.push(c.index, c.score, static_cast<I>(i));
-                    }
-                    const size_t kept = select_topk(st.cand.data(), nc, static_cast<size_t>(k_));
-                    heaps.push_many(i, st.cand.data(), kept);
+                    const size_t kept = row_topk(i, st, [&](T s, int64_t j) {
+                        if (heaps.may_enter(j, s) && !excluded(j, i)) heaps.push(j, s, static_cast<I>(i));
+                    });
+                    heaps.push_many(i, st.best.data(), kept);
                 }
             }
             out.entries.resize(static_cast<size_t>(m * k_));
@@ -168,12 +167,11 @@ public:
             out.entries.resize(static_cast<size_t>(m * k_));
 #pragma omp parallel num_threads(num_threads)
             {
-                State st(n_cols(), x_.cols);
+                State st(n_cols(), k_);
 #pragma omp for schedule(dynamic, 16)
                 for (int64_t i = 0; i < m; ++i) {
-                    const size_t nc = candidates(i, st);
-                    const size_t kept = select_topk(st.cand.data(), nc, static_cast<size_t>(k_));
-                    std::copy(st.cand.begin(), st.cand.begin() + kept, out.entries.begin() + i * k_);
+                    const size_t kept = row_topk(i, st, [](T, int64_t) {});
+                    std::copy(st.best.begin(), st.best.begin() + kept, out.entries.begin() + i * k_);
                     out.counts[i] = static_cast<int64_t>(kept);
                 }
             }
@@ -185,10 +183,14 @@ private:
     struct State {
         std::vector<A> acc;
         std::vector<I> touched;
-        std::vector<Scored<T, I>> cand;
+        std::vector<uint64_t> mark;
+        std::vector<uint8_t> excluded;
+        std::vector<Scored<T, I>> best;
         std::vector<int64_t> seg_begin;
-        State(int64_t n, int64_t d) : acc(static_cast<size_t>(n * C), A(0)), cand(static_cast<size_t>(n)) {
+        State(int64_t n, int64_t k) : acc(static_cast<size_t>(n * C), A(0)), best(TopKBuffer<T, I>::capacity(static_cast<size_t>(k))) {
             touched.reserve(static_cast<size_t>(n));
+            mark.assign(static_cast<size_t>((n + 63) >> 6), 0);
+            excluded.assign(static_cast<size_t>(n), 0);
             seg_begin.reserve(64);
         }
     };
@@ -196,8 +198,10 @@ private:
     int64_t n_cols() const { return yt_.cols; }
 
     // Forms s(i, j) for every j that shares a dimension with row i (j > i in symmetric mode),
-    // writes the non-zero ones to st.cand and leaves the accumulator zeroed.
-    size_t candidates(int64_t i, State& st) const {
+    // hands each non-zero score to on_pair(s, j), keeps the best k in st.best (sorted) and
+    // returns how many; leaves the accumulator zeroed.
+    template <class OnPair>
+    size_t row_topk(int64_t i, State& st, OnPair&& on_pair) const {
         const int64_t n = n_cols();
         const int64_t lo = symmetric_ ? i + 1 : 0;
         const int64_t xb = x_.row_begin(i), xe = x_.row_end(i);
@@ -208,67 +212,117 @@ private:
             int64_t b = yt_.row_begin(u);
             const int64_t e = yt_.row_end(u);
             if (symmetric_) {
-                b = std::upper_bound(yt_.indices + b, yt_.indices + e, static_cast<I>(i)) - yt_.indices;
+                b = std::upper_bound(yt_.indices + b, yt_.indices + e, static_cast<J>(i)) - yt_.indices;
             }
             st.seg_begin[p - xb] = b;
             work += e - b;
         }
         if (work == 0) return 0;
         A* acc = st.acc.data();
-        size_t nc = 0;
-        // A full scan of [lo, n) beats per-entry first-touch checks once the row is dense enough.
-        if (work * 4 >= n - lo) {
-            accumulate<false>(i, st);
+        TopKBuffer<T, I> top(st.best.data(), static_cast<size_t>(k_));
+        // Symmetric mode forms each pair once for both rows, so row i's exclusions may only
+        // hide j from row i (a flag per column), not remove the pair for row j as well.
+        const bool flag_excluded = symmetric_ && exclude_;
+        if (flag_excluded) set_excluded_flags(i, st, 1);
+        auto emit = [&](int64_t j, A* a) {
+            const T s = static_cast<T>(Policy::score(a, i, j, ctx_));
+            for (int c = 0; c < C; ++c) a[c] = A(0);
+            if (s == T(0)) return;
+            on_pair(s, j);
+            if (!flag_excluded || !st.excluded[j]) top.push(Scored<T, I>{s, static_cast<I>(j)});
+        };
+        // Rows with less work mark touched columns in a bitmap (branch-free, read back in
+        // column order); very sparse rows keep a list of first touches instead.
+        if (work >= n - lo) {
+            // Dense rows: most columns are touched anyway, so scan them all and mark nothing.
+            accumulate<Marking::None>(i, st);
+            if (!symmetric_) clear_excluded(i, acc);
             for (int64_t j = lo; j < n; ++j) {
                 A* a = acc + j * C;
-                if (!Policy::touched(a)) continue;
-                nc += emit(i, j, a, st, nc);
+                if (Policy::touched(a)) emit(j, a);
+            }
+        } else if (work * 4 >= (n >> 6)) {
+            accumulate<Marking::Bitmap>(i, st);
+            if (!symmetric_) clear_excluded(i, acc);
+            uint64_t* mark = st.mark.data();
+            for (int64_t w = lo >> 6, nw = (n + 63) >> 6; w < nw; ++w) {
+                uint64_t bits = mark[w];
+                if (!bits) continue;
+                mark[w] = 0;
+                while (bits) {
+                    const int64_t j = (w << 6) + __builtin_ctzll(bits);
+                    bits &= bits - 1;
+                    emit(j, acc + j * C);
+                }
             }
         } else {
             st.touched.clear();
-            accumulate<true>(i, st);
+            accumulate<Marking::List>(i, st);
+            if (!symmetric_) clear_excluded(i, acc);
             for (const I j : st.touched) {
                 A* a = acc + static_cast<int64_t>(j) * C;
-                if (!Policy::touched(a)) continue;  // a repeated entry, already emitted
-                nc += emit(i, j, a, st, nc);
+                if (Policy::touched(a)) emit(j, a);  // an entry listed twice is zero the second time
             }
         }
-        return nc;
+        if (flag_excluded) set_excluded_flags(i, st, 0);
+        return top.finish();
     }
 
-    template <bool Track>
+    void set_excluded_flags(int64_t i, State& st, uint8_t value) const {
+        for (int64_t p = exclude_->row_begin(i), e = exclude_->row_end(i); p < e; ++p) {
+            st.excluded[static_cast<size_t>(exclude_->indices[p])] = value;
+        }
+    }
+
+    // Zeroed accumulators score 0 and are never emitted.
+    void clear_excluded(int64_t i, A* acc) const {
+        if (!exclude_) return;
+        for (int64_t p = exclude_->row_begin(i), e = exclude_->row_end(i); p < e; ++p) {
+            A* a = acc + static_cast<int64_t>(exclude_->indices[p]) * C;
+            for (int c = 0; c < C; ++c) a[c] = A(0);
+        }
+    }
+
+    // Whether row r excludes column c (binary search in r's sorted exclude row).
+    bool excluded(int64_t r, int64_t c) const {
+        if (!exclude_) return false;
+        const I* b = exclude_->indices + exclude_->row_begin(r);
+        const I* e = exclude_->indices + exclude_->row_end(r);
+        return std::binary_search(b, e, static_cast<I>(c));
+    }
+
+    enum class Marking { None, Bitmap, List };
+
+    template <Marking Mark>
     void accumulate(int64_t i, State& st) const {
         A* acc = st.acc.data();
+        uint64_t* mark = st.mark.data();
         const int64_t xb = x_.row_begin(i), xe = x_.row_end(i);
         for (int64_t p = xb; p < xe; ++p) {
             const T xv = x_.data ? x_.data[p] : T(1);
             const I u = x_.indices[p];
             const int64_t e = yt_.row_end(u);
-            const I* idx = yt_.indices;
+            const J* idx = yt_.indices;
             const T* val = yt_.data;
             for (int64_t q = st.seg_begin[p - xb]; q < e; ++q) {
                 const int64_t j = idx[q];
                 A* a = acc + j * C;
-                if (Track && !Policy::touched(a)) st.touched.push_back(static_cast<I>(j));
+                if (Mark == Marking::List) {
+                    if (!Policy::touched(a)) st.touched.push_back(static_cast<I>(j));
+                } else if (Mark == Marking::Bitmap) {
+                    mark[j >> 6] |= uint64_t(1) << (j & 63);
+                }
                 Policy::add(a, xv, val ? val[q] : T(1));
             }
         }
     }
 
-    // Scores the pair, resets its accumulator, and appends it unless the score is exactly 0.
-    size_t emit(int64_t i, int64_t j, A* a, State& st, size_t at) const {
-        const T s = static_cast<T>(Policy::score(a, i, j, ctx_));
-        for (int c = 0; c < C; ++c) a[c] = A(0);
-        if (s == T(0)) return 0;
-        st.cand[at] = Scored<T, I>{s, static_cast<I>(j)};
-        return 1;
-    }
-
     const CsrView<T, I>& x_;
-    const CsrView<T, I>& yt_;
+    const CsrView<T, I, J>& yt_;
     const Context<T>& ctx_;
     int64_t k_;
     bool symmetric_;
+    const CsrView<T, I>* exclude_;
 };
 
 }  // namespace similarity

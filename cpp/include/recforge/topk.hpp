@@ -34,50 +34,86 @@ inline size_t select_topk(Scored<S, I>* buf, size_t count, size_t k) {
     return count;
 }
 
-// Heap of at most k entries with the worst on top (so a better candidate replaces it).
+// Streaming selection of the best k of a sequence, by batches: candidates that can still
+// enter are appended to a buffer of 2k; a full buffer is cut back to its best k with
+// nth_element, which raises the admission threshold. O(1) amortised per admitted candidate,
+// one comparison per rejected one, and no per-candidate heap sifts.
 template <class S, class I>
-struct WorstOnTop {
-    bool operator()(const Scored<S, I>& a, const Scored<S, I>& b) const { return ranks_before(a, b); }
+class TopKBuffer {
+public:
+    TopKBuffer(Scored<S, I>* buf, size_t k) : buf_(buf), k_(k), cap_(2 * k) {}
+
+    static size_t capacity(size_t k) { return 2 * k; }
+
+    // Every candidate that can still enter has score >= threshold().
+    S threshold() const { return kth_.score; }
+
+    void push(Scored<S, I> c) {
+        if (!ranks_before(c, kth_)) return;
+        buf_[n_++] = c;
+        if (n_ == cap_) shrink();
+    }
+
+    // Sorts the best min(n, k) entries best first at the start of the buffer; returns the count.
+    size_t finish() {
+        n_ = select_topk(buf_, n_, k_);
+        return n_;
+    }
+
+private:
+    void shrink() {
+        auto before = [](const Scored<S, I>& a, const Scored<S, I>& b) { return ranks_before(a, b); };
+        std::nth_element(buf_, buf_ + (k_ - 1), buf_ + n_, before);
+        n_ = k_;
+        kth_ = buf_[k_ - 1];
+    }
+
+    Scored<S, I>* buf_;
+    size_t k_, cap_;
+    size_t n_ = 0;
+    // The k-th best so far (a sentinel that everything beats until the buffer first fills).
+    Scored<S, I> kth_{-std::numeric_limits<S>::infinity(), std::numeric_limits<I>::max()};
 };
 
-// m bounded heaps, one per output row, that several threads may push into at once.
-// A lock-free threshold read rejects most candidates without taking the row's lock.
+// One TopKBuffer per output row that several threads may push into at once. A lock-free
+// read of the row's threshold rejects most candidates without taking the row's lock.
 template <class S, class I>
-class SharedRowHeaps {
+class SharedRowTopK {
 public:
-    SharedRowHeaps(int64_t rows, int64_t k)
-        : k_(k), entries_(static_cast<size_t>(rows * k)), counts_(rows, 0),
-          threshold_(rows), locks_(rows) {
+    SharedRowTopK(int64_t rows, int64_t k)
+        : k_(k), cap_(static_cast<int64_t>(TopKBuffer<S, I>::capacity(k))),
+          entries_(static_cast<size_t>(rows * cap_)), rows_(), threshold_(rows), locks_(rows) {
+        rows_.reserve(static_cast<size_t>(rows));
         for (int64_t r = 0; r < rows; ++r) {
+            rows_.emplace_back(&entries_[static_cast<size_t>(r * cap_)], static_cast<size_t>(k));
             threshold_[r].store(-std::numeric_limits<S>::infinity(), std::memory_order_relaxed);
             locks_[r].clear();
         }
     }
 
-    // True when (score, index) could still enter row r (cheap, racy-but-safe pre-check:
-    // the threshold only rises, so a rejected candidate would be rejected under the lock too).
+    // The threshold only rises, so a candidate rejected here would be rejected under the lock.
     bool may_enter(int64_t r, S score) const {
         return score >= threshold_[r].load(std::memory_order_relaxed);
     }
 
     void push(int64_t r, S score, I index) {
         lock(r);
-        push_locked(r, Scored<S, I>{score, index});
+        rows_[r].push(Scored<S, I>{score, index});
+        threshold_[r].store(rows_[r].threshold(), std::memory_order_relaxed);
         unlock(r);
     }
 
     void push_many(int64_t r, const Scored<S, I>* items, size_t n) {
         lock(r);
-        for (size_t t = 0; t < n; ++t) push_locked(r, items[t]);
+        for (size_t t = 0; t < n; ++t) rows_[r].push(items[t]);
+        threshold_[r].store(rows_[r].threshold(), std::memory_order_relaxed);
         unlock(r);
     }
 
-    // Sorts row r best first (call after all pushes) and returns its entries and count.
-    Scored<S, I>* finish_row(int64_t r, int64_t& count) {
-        Scored<S, I>* row = &entries_[static_cast<size_t>(r * k_)];
-        count = counts_[r];
-        std::sort_heap(row, row + count, WorstOnTop<S, I>());
-        return row;
+    // Sorts row r best first (after all pushes); returns its entries and count.
+    const Scored<S, I>* finish_row(int64_t r, int64_t& count) {
+        count = static_cast<int64_t>(rows_[r].finish());
+        return &entries_[static_cast<size_t>(r * cap_)];
     }
 
 private:
@@ -87,26 +123,9 @@ private:
     }
     void unlock(int64_t r) { locks_[r].clear(std::memory_order_release); }
 
-    void push_locked(int64_t r, Scored<S, I> item) {
-        Scored<S, I>* row = &entries_[static_cast<size_t>(r * k_)];
-        int64_t& n = counts_[r];
-        WorstOnTop<S, I> cmp;
-        if (n < k_) {
-            row[n++] = item;
-            std::push_heap(row, row + n, cmp);
-        } else if (ranks_before(item, row[0])) {
-            std::pop_heap(row, row + n, cmp);
-            row[n - 1] = item;
-            std::push_heap(row, row + n, cmp);
-        } else {
-            return;
-        }
-        if (n == k_) threshold_[r].store(row[0].score, std::memory_order_relaxed);
-    }
-
-    int64_t k_;
+    int64_t k_, cap_;
     std::vector<Scored<S, I>> entries_;
-    std::vector<int64_t> counts_;
+    std::vector<TopKBuffer<S, I>> rows_;
     std::vector<std::atomic<S>> threshold_;
     std::vector<std::atomic_flag> locks_;
 };

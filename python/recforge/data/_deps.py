@@ -5,13 +5,14 @@ import importlib
 from types import ModuleType
 
 
-def require(module: str, extra: str = "data", purpose: str = "") -> ModuleType:
-    """Import ``module`` or raise an ImportError that names the extra to install."""
+def require(module: str, extra: str | None = "data", purpose: str = "") -> ModuleType:
+    """Import ``module`` or raise an ImportError that names the extra (or, with extra=None, the package)."""
     try:
         return importlib.import_module(module)
     except ImportError as exc:
         what = f" for {purpose}" if purpose else ""
-        raise ImportError(f"{module} is needed{what}: pip install recforge[{extra}]") from exc
+        target = f"recforge[{extra}]" if extra else module
+        raise ImportError(f"{module} is needed{what}: pip install {target}") from exc
 
 
 def optional(module: str) -> ModuleType | None:

@@ -7,7 +7,7 @@ Steps, in this order (each optional step is off unless asked for):
 3. exact duplicate rows (same user, item, value and timestamp) keep their first copy;
 4. repeated (user, item) pairs are merged by ``duplicates``: "last" (latest timestamp, ties:
    later row), "first", "mean", "max", "sum", or None to keep them all; a merged row takes
-   the latest timestamp of its pair and sits where the pair's last row was;
+   the latest timestamp of its pair and sits where the pair's latest row was ("first": earliest);
 5. ``implicit_threshold=t``: rows with value < t are dropped, the rest get value 1;
 6. ``min_user_count`` / ``min_item_count``: iterative k-core; rows of users (items) with fewer
    rows are removed and counts recomputed until every remaining user and item qualifies;

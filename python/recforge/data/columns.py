@@ -3,7 +3,8 @@
 Every conversion is vectorised (pyarrow compute when pyarrow is installed, numpy otherwise)
 and checks its input once, naming the column in the error:
 
-* ids must be integers or strings, one type per column, no missing values;
+* ids must be integers or strings, one type per column, no missing values (any integer,
+  negative included, is a valid id: ids are mapped to codes, never used as codes);
 * values must be numeric (missing values become NaN, which :func:`recforge.data.clean` removes);
 * timestamps must be integers, integral floats or datetimes (stored as int64 seconds), none missing.
 
@@ -38,7 +39,8 @@ def _as_chunked(col: Any, name: str):
     if type(col).__module__.startswith("polars"):
         arrow = col.to_arrow()
         return arrow if isinstance(arrow, pa.ChunkedArray) else pa.chunked_array([arrow])
-    arr = np.asarray(col) if not hasattr(col, "dtype") or type(col).__module__.startswith("numpy") else col
+    # lists go to Arrow as they are: np.asarray would silently turn [1, "a"] into strings
+    arr = col if isinstance(col, (list, tuple)) or hasattr(col, "dtype") else np.asarray(col)
     try:
         return pa.chunked_array([pa.array(arr, from_pandas=True)])
     except (pa.ArrowInvalid, pa.ArrowTypeError) as exc:
@@ -89,7 +91,7 @@ def _check_id_type_arrow(arr, name: str):
         mask = np.asarray(arr.is_null().to_numpy(zero_copy_only=False))
         raise ValueError(f"column {name!r} has {arr.null_count} missing ids, first at row {_first_true(mask)}")
     if pa.types.is_integer(t):
-        return arr.cast(pa.int64()) if t != pa.int64() and not pa.types.is_unsigned_integer(t) else arr
+        return arr
     if pa.types.is_string(t) or pa.types.is_large_string(t):
         return arr
     if getattr(pa.types, "is_string_view", lambda _: False)(t):
@@ -109,13 +111,16 @@ def _encode_arrow(arr, name: str, vocabulary: IdMap | None, unknown: str):
         vocab = vocabulary.to_numpy()
         try:
             value_set = pa.array(vocab)
-            if value_set.type != arr.type:
+            if value_set.type != arr.type and not (pa.types.is_integer(value_set.type)
+                                                   and pa.types.is_integer(arr.type)):
                 value_set = value_set.cast(arr.type)
         except (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError):
             raise TypeError(f"column {name!r} holds {arr.type} ids but the vocabulary holds "
                             f"{vocab.dtype} ids") from None
         pos = 0
         for chunk in arr.chunks:
+            if chunk.type != value_set.type and pa.types.is_integer(chunk.type):
+                chunk = chunk.cast(value_set.type, safe=False) if _fits(chunk, value_set.type) else chunk
             idx = pc.index_in(chunk, value_set=value_set)
             codes[pos:pos + len(chunk)] = idx.fill_null(-1).to_numpy(zero_copy_only=False)
             pos += len(chunk)
@@ -123,6 +128,10 @@ def _encode_arrow(arr, name: str, vocabulary: IdMap | None, unknown: str):
         return codes, vocabulary
     if n == 0:
         return codes, IdMap(np.empty(0, dtype=np.int64 if pa.types.is_integer(arr.type) else object))
+    if pa.types.is_integer(arr.type):
+        dense = _encode_dense_ints(arr, codes)
+        if dense is not None:
+            return codes, dense
     encoded = pc.dictionary_encode(arr).unify_dictionaries()
     dictionary = encoded.chunk(0).dictionary
     order = np.asarray(pc.sort_indices(dictionary))
@@ -130,13 +139,57 @@ def _encode_arrow(arr, name: str, vocabulary: IdMap | None, unknown: str):
     rank[order] = np.arange(len(order), dtype=np.int32)
     pos = 0
     for chunk in encoded.chunks:
-        m = len(chunk)
-        codes[pos:pos + m] = rank[chunk.indices.to_numpy(zero_copy_only=False)]
-        pos += m
+        indices = chunk.indices.to_numpy(zero_copy_only=False)
+        for start in range(0, indices.size, 1 << 20):
+            block = indices[start:start + (1 << 20)]
+            np.take(rank, block, out=codes[pos:pos + block.size])
+            pos += block.size
     ids = dictionary.take(pa.array(order)).to_numpy(zero_copy_only=False)
-    if ids.dtype.kind == "u":
-        ids = ids.astype(np.int64) if ids.size == 0 or ids.max() <= np.iinfo(np.int64).max else ids
+    if ids.dtype.kind in "iu" and (ids.dtype.kind == "i" or ids.max() <= np.iinfo(np.int64).max):
+        ids = ids.astype(np.int64)
     return codes, IdMap(ids)
+
+
+def _fits(chunk, target) -> bool:
+    """Whether every value of an integer chunk is representable in the integer type ``target``."""
+    import pyarrow.compute as pc
+    if len(chunk) == chunk.null_count:
+        return True
+    bounds = pc.min_max(chunk).as_py()
+    info = np.iinfo(target.to_pandas_dtype())
+    return info.min <= bounds["min"] and bounds["max"] <= info.max
+
+
+def _encode_dense_ints(arr, codes: np.ndarray) -> IdMap | None:
+    """Sorted-order codes of integer ids through a presence table over [min, max] (no hashing).
+
+    Used when the id range is at most max(2n, 2**20) wide, as for the usual 1..n numbering;
+    returns None (caller falls back to hashing) for sparse ids such as 64-bit hashes.
+    """
+    import pyarrow.compute as pc
+    bounds = pc.min_max(arr).as_py()
+    low, high = int(bounds["min"]), int(bounds["max"])
+    span = high - low + 1
+    if span > max(2 * len(arr), 1 << 20) or span >= np.iinfo(np.int32).max or high > np.iinfo(np.int64).max:
+        return None
+    present = np.zeros(span, dtype=bool)
+    for block in _blocks(arr):
+        present[block - low] = True
+    rank = np.cumsum(present, dtype=np.int32)
+    rank -= 1
+    pos = 0
+    for block in _blocks(arr):
+        np.take(rank, block - low, out=codes[pos:pos + block.size])
+        pos += block.size
+    return IdMap(np.flatnonzero(present).astype(np.int64) + low)
+
+
+def _blocks(arr, size: int = 1 << 20):
+    """numpy views of an Arrow integer column, at most ``size`` values each (bounds temporaries)."""
+    for chunk in arr.chunks:
+        values = chunk.to_numpy()
+        for start in range(0, values.size, size):
+            yield values[start:start + size]
 
 
 def _handle_unknown(codes: np.ndarray, arr, name: str, unknown: str) -> None:

@@ -54,25 +54,37 @@ class Interactions:
     @classmethod
     def from_arrays(cls, users: Any, items: Any, values: Any = None, timestamps: Any = None, *,
                     user_ids: IdMap | None = None, item_ids: IdMap | None = None,
-                    item_metadata: Any = None, unknown: str = "raise") -> "Interactions":
+                    item_metadata: Any = None, unknown: str = "raise",
+                    column_names: Sequence[str | None] = ("user", "item", "value", "timestamp")
+                    ) -> "Interactions":
         """From columns of original ids (numpy, lists, pandas/polars series or arrow arrays).
 
         ``user_ids``/``item_ids`` fix the vocabulary (e.g. a training set's); ids outside it raise
-        a KeyError, or with ``unknown="drop"`` their rows are dropped.
+        a KeyError, or with ``unknown="drop"`` their rows are dropped. ``column_names`` are the
+        names that error messages use for the four columns.
         """
+        user_col, item_col, value_col, time_col = column_names
         if unknown not in ("raise", "drop"):
             raise ValueError(f"unknown must be 'raise' or 'drop', got {unknown!r}")
         mode = "mark" if unknown == "drop" else "raise"
-        ucodes, umap = encode_ids(users, "user", user_ids, mode)
-        icodes, imap = encode_ids(items, "item", item_ids, mode)
+        ucodes, umap = encode_ids(users, user_col, user_ids, mode)
+        icodes, imap = encode_ids(items, item_col, item_ids, mode)
         if ucodes.size != icodes.size:
             raise ValueError(f"users and items must have the same length, got {ucodes.size} and {icodes.size}")
-        vals = None if values is None else as_values(values, "value")
-        times = None if timestamps is None else as_timestamps(timestamps, "timestamp")
+        vals = None if values is None else as_values(values, value_col)
+        times = None if timestamps is None else as_timestamps(timestamps, time_col)
         for arr, name in ((vals, "values"), (times, "timestamps")):
             if arr is not None and arr.size != ucodes.size:
                 raise ValueError(f"{name} must have one entry per row ({ucodes.size}), got {arr.size}")
-        if mode == "mark":
+        return cls._from_codes(ucodes, umap, icodes, imap, vals, times, drop_unknown=mode == "mark",
+                               item_metadata=item_metadata)
+
+    @classmethod
+    def _from_codes(cls, ucodes: np.ndarray, umap: IdMap, icodes: np.ndarray, imap: IdMap,
+                    vals: np.ndarray | None, times: np.ndarray | None, *, drop_unknown: bool,
+                    item_metadata: Any) -> "Interactions":
+        """Assemble encoded columns; rows with code -1 (unknown ids) are dropped when asked."""
+        if drop_unknown:
             keep = (ucodes >= 0) & (icodes >= 0)
             if not keep.all():
                 ucodes, icodes = ucodes[keep], icodes[keep]

@@ -1,8 +1,10 @@
 """Readers: data frames, Arrow tables, CSV/Parquet files and sequence files -> Interactions.
 
 The caller names the columns (``user``, ``item`` and optionally ``value`` and ``timestamp``).
-Files are parsed by pyarrow (multi-threaded) and ids are dictionary-encoded in Arrow, so a
-large table loads in about the time pyarrow takes to read it; needs ``recforge[data]``.
+Files are streamed through pyarrow's readers batch by batch into preallocated numpy columns,
+and ids are encoded at the end (a presence table for dense integer ids, Arrow hashing
+otherwise), so a large table loads in about the time pandas/pyarrow take to read it while
+peak memory stays near the size of the result; needs ``recforge[data]``.
 
 Errors name where the problem is: a missing file (FileNotFoundError), a missing column
 (ValueError listing the columns there are), a malformed line — wrong number of fields, a
@@ -12,6 +14,7 @@ With ``lenient=True`` the file readers skip bad lines and return ``(interactions
 from __future__ import annotations
 
 import csv
+import gzip
 import io
 import math
 import os
@@ -21,6 +24,7 @@ from typing import Any
 import numpy as np
 
 from recforge.data._deps import require
+from recforge.data.columns import as_timestamps, as_values, encode_ids
 from recforge.data.errors import BadRow, DataFormatError, LoadReport
 from recforge.data.interactions import Interactions
 
@@ -55,7 +59,135 @@ def from_arrow(table: Any, user: str = "user", item: str = "item", value: str | 
         table.column(user), table.column(item),
         None if value is None else _named(table.column(value), value, "value"),
         None if timestamp is None else table.column(timestamp),
-        user_ids=user_ids, item_ids=item_ids, item_metadata=item_metadata, unknown=unknown)
+        user_ids=user_ids, item_ids=item_ids, item_metadata=item_metadata, unknown=unknown,
+        column_names=(user, item, value, timestamp))
+
+
+def _from_batches(batches: Any, user: str, item: str, value: str | None, timestamp: str | None, *,
+                  source: str, capacity: int | None = None, item_metadata: Any = None,
+                  user_ids: Any = None, item_ids: Any = None, unknown: str = "raise") -> Interactions:
+    """Interactions from a stream of record batches, converting each batch as it arrives.
+
+    Values and timestamps are written batch by batch into arrays sized for ``capacity`` rows (an
+    upper bound, e.g. the file's line count); integer ids likewise (int32 while they fit), text ids
+    as Arrow chunks. Codes are made at the end, as sorted codes need the whole column. The
+    parser's buffers never pile up, and peak memory stays near the size of the final arrays.
+    """
+    require("pyarrow")
+    if unknown not in ("raise", "drop"):
+        raise ValueError(f"unknown must be 'raise' or 'drop', got {unknown!r}")
+    users, items = _IdColumn(capacity), _IdColumn(capacity)
+    values = None if value is None else _Column(np.float32, capacity)
+    times = None if timestamp is None else _Column(np.int64, capacity)
+    for batch in batches:
+        if batch.num_rows == 0:
+            continue
+        users.append(batch.column(user))
+        items.append(batch.column(item))
+        if values is not None:
+            values.append(as_values(_named(batch.column(value), value, "value"), value))
+        if times is not None:
+            times.append(as_timestamps(batch.column(timestamp), timestamp))
+        del batch
+    if users.empty:
+        raise ValueError(f"{source} is empty: no interactions to load")
+    mode = "mark" if unknown == "drop" else "raise"
+    ucodes, umap = encode_ids(users.take(), user, user_ids, mode)
+    icodes, imap = encode_ids(items.take(), item, item_ids, mode)
+    return Interactions._from_codes(ucodes, umap, icodes, imap, None if values is None else values.result(),
+                                    None if times is None else times.result(), drop_unknown=mode == "mark",
+                                    item_metadata=item_metadata)
+
+
+class _Column:
+    """A numpy column filled batch by batch; preallocated to ``capacity`` rows, grown 1.5x if needed.
+
+    Pages of the unused tail are never touched, so an over-estimated capacity costs no memory.
+    """
+
+    def __init__(self, dtype: Any, capacity: int | None):
+        self.buffer = np.empty(max(int(capacity or 0), 1 << 16), dtype=dtype)
+        self.size = 0
+
+    def append(self, part: np.ndarray) -> None:
+        end = self.size + part.size
+        if end > self.buffer.size:
+            grown = np.empty(max(end, int(self.buffer.size * 1.5)), dtype=self.buffer.dtype)
+            grown[:self.size] = self.buffer[:self.size]
+            self.buffer = grown
+        self.buffer[self.size:end] = part
+        self.size = end
+
+    def widen(self, dtype: Any) -> None:
+        wider = np.empty(self.buffer.size, dtype=dtype)
+        wider[:self.size] = self.buffer[:self.size]
+        self.buffer = wider
+
+    def result(self) -> np.ndarray:
+        return self.buffer[:self.size]
+
+
+def _int64_compatible(col: Any) -> bool:
+    """Integer ids without nulls whose values all fit int64 (huge uint64 ids stay in Arrow)."""
+    pa = require("pyarrow")
+    if not pa.types.is_integer(col.type) or col.null_count:
+        return False
+    if col.type != pa.uint64() or len(col) == 0:
+        return True
+    import pyarrow.compute as pc
+    return pc.max(col).as_py() <= np.iinfo(np.int64).max
+
+
+class _IdColumn:
+    """An id column filled batch by batch: integers without nulls go into one numpy buffer (int32
+    while they fit), anything else (text, nulls) is kept as Arrow chunks for :func:`encode_ids`."""
+
+    def __init__(self, capacity: int | None):
+        self.capacity = capacity
+        self.numbers: _Column | None = None
+        self.chunks: list[Any] = []
+
+    @property
+    def empty(self) -> bool:
+        return self.numbers is None and not self.chunks
+
+    def append(self, col: Any) -> None:
+        pa = require("pyarrow")
+        if _int64_compatible(col) and not self.chunks:
+            arr = col.to_numpy()
+            small = np.iinfo(np.int32)
+            fits = arr.dtype.kind == "i" and (arr.size == 0 or (small.min <= arr.min() and arr.max() <= small.max))
+            if self.numbers is None:
+                self.numbers = _Column(np.int32 if fits else np.int64, self.capacity)
+            elif not fits and self.numbers.buffer.dtype == np.int32:
+                self.numbers.widen(np.int64)
+            self.numbers.append(arr)
+            return
+        if self.numbers is not None:
+            self.chunks.append(pa.array(self.numbers.result()))
+            self.numbers = None
+        self.chunks.append(col)
+
+    def take(self) -> Any:
+        """The whole column as one Arrow ChunkedArray (numpy wrapped without copying); empties self."""
+        pa = require("pyarrow")
+        if self.numbers is not None:
+            column = pa.chunked_array([pa.array(self.numbers.result())])
+            self.numbers = None
+            return column
+        column = _as_chunked_ids(self.chunks)
+        self.chunks = []
+        return column
+
+
+def _as_chunked_ids(chunks: list[Any]) -> Any:
+    """One Arrow ChunkedArray over id chunks (integer chunks of different widths become int64)."""
+    pa = require("pyarrow")
+    arrays = list(chunks)
+    types = {a.type for a in arrays}
+    if len(types) > 1:
+        arrays = [a.cast(pa.int64()) if pa.types.is_integer(a.type) else a for a in arrays]
+    return pa.chunked_array(arrays)
 
 
 def _named(col: Any, name: str, role: str) -> Any:
@@ -93,7 +225,7 @@ def from_pandas(df: Any, user: str = "user", item: str = "item", value: str | No
 def from_polars(df: Any, user: str = "user", item: str = "item", value: str | None = None,
                 timestamp: str | None = None, **kwargs: Any) -> Interactions:
     """From a polars DataFrame with the named columns (converted to Arrow without copying)."""
-    pl = require("polars", purpose="polars input")
+    pl = require("polars", extra=None, purpose="polars input")
     if not isinstance(df, pl.DataFrame):
         raise TypeError(f"df must be a polars.DataFrame, got {type(df).__name__}")
     needed = _needed(user, item, value, timestamp)
@@ -109,9 +241,10 @@ def read_parquet(path: Any, user: str = "user", item: str = "item", value: str |
     import pyarrow.parquet as pq
     path = _existing(path)
     needed = _needed(user, item, value, timestamp)
-    _check_columns(pq.read_schema(path).names, needed, str(path))
-    table = pq.read_table(path, columns=needed)
-    return from_arrow(table, user, item, value, timestamp, _source=str(path), **kwargs)
+    parquet = pq.ParquetFile(path, pre_buffer=False)  # pre-buffering holds whole row groups
+    _check_columns(parquet.schema_arrow.names, needed, str(path))
+    return _from_batches(parquet.iter_batches(batch_size=1 << 18, columns=needed), user, item, value,
+                         timestamp, source=str(path), capacity=parquet.metadata.num_rows, **kwargs)
 
 
 def read_csv(path: Any, user: str = "user", item: str = "item", value: str | None = None,
@@ -135,13 +268,12 @@ def read_csv(path: Any, user: str = "user", item: str = "item", value: str | Non
         raise ValueError(f"sep must be a non-empty separator other than quotes or newlines, got {sep!r}")
     kwargs = dict(item_metadata=item_metadata, user_ids=user_ids, item_ids=item_ids, unknown=unknown)
     spec = _CsvSpec(path, sep, header, names, encoding, needed, value, timestamp, (user, item))
+    _check_columns(spec.column_names(), needed, str(path))
     report = LoadReport(path=str(path))
     if lenient:
         report.bad_rows = spec.find_bad_lines(limit=None)
-    table = None
     try:
-        table = spec.read_table(skip_lines={b.line for b in report.bad_rows})
-        result = from_arrow(table, user, item, value, timestamp, _source=str(path), **kwargs)
+        result = spec.read(skip_lines={b.line for b in report.bad_rows}, **kwargs)
     except (ValueError, TypeError) as exc:
         if isinstance(exc, DataFormatError) and exc.line is not None:
             raise
@@ -166,6 +298,10 @@ def _existing(path: Any) -> Path:
     return p
 
 
+class _IdTypeChanged(Exception):
+    """An id column looked numeric in the first block but holds text later."""
+
+
 class _CsvSpec:
     """One delimited file's layout, with the fast Arrow read and the slow line-by-line diagnosis."""
 
@@ -177,8 +313,10 @@ class _CsvSpec:
     def _source(self, skip_lines: set[int]) -> Any:
         multi = len(self.sep) > 1
         if not multi and not skip_lines:
-            return str(self.path)
+            return str(self.path)  # pyarrow decompresses .gz itself
         text = self.path.read_bytes()
+        if self.path.suffix == ".gz":
+            text = gzip.decompress(text)
         if skip_lines:
             lines = text.splitlines(keepends=True)
             text = b"".join(line for n, line in enumerate(lines, 1) if n not in skip_lines)
@@ -186,35 +324,65 @@ class _CsvSpec:
             text = text.replace(self.sep.encode(self.encoding), b"\x1f")
         return io.BytesIO(text)
 
-    def read_table(self, skip_lines: set[int]) -> Any:
+    def read(self, skip_lines: set[int], **kwargs: Any) -> Interactions:
+        """Stream the file through pyarrow's CSV reader into Interactions.
+
+        Types are inferred from the first block; when an id column turns out to hold text further
+        down (and no line is malformed), the file is read again with the ids as strings.
+        """
+        try:
+            return self._read(skip_lines, ids_as_text=False, **kwargs)
+        except _IdTypeChanged:
+            return self._read(skip_lines, ids_as_text=True, **kwargs)
+
+    def _read(self, skip_lines: set[int], ids_as_text: bool, **kwargs: Any) -> Interactions:
         pa = require("pyarrow")
         import pyarrow.csv as pcsv
         delimiter = "\x1f" if len(self.sep) > 1 else self.sep
-        read = pcsv.ReadOptions(column_names=None if self.header else list(self.names),
-                                encoding=self.encoding, block_size=1 << 24)
-        if self.header and self.names:
-            read = pcsv.ReadOptions(column_names=list(self.names), skip_rows=1, encoding=self.encoding,
-                                    block_size=1 << 24)
-        column_names = self._column_names()
-        _check_columns(column_names, self.needed, str(self.path))
-        types = {}
+        if self.names:
+            read = pcsv.ReadOptions(column_names=list(self.names), skip_rows=1 if self.header else 0,
+                                    encoding=self.encoding, block_size=1 << 22)
+        else:
+            read = pcsv.ReadOptions(encoding=self.encoding, block_size=1 << 22)
+        types = {name: pa.string() for name in self.ids} if ids_as_text else {}
         if self.value is not None:
             types[self.value] = pa.float32()
         convert = pcsv.ConvertOptions(include_columns=self.needed, column_types=types,
                                       null_values=[""], strings_can_be_null=True)
+        user, item = self.ids
         try:
-            return pcsv.read_csv(self._source(skip_lines), read_options=read,
-                                 parse_options=pcsv.ParseOptions(delimiter=delimiter),
-                                 convert_options=convert)
+            reader = pcsv.open_csv(self._source(skip_lines), read_options=read,
+                                   parse_options=pcsv.ParseOptions(delimiter=delimiter),
+                                   convert_options=convert)
+            return _from_batches(reader, user, item, self.value, self.timestamp, source=str(self.path),
+                                 capacity=self.max_records(), **kwargs)
         except pa.ArrowInvalid as exc:
-            if "Empty CSV file" in str(exc):
+            message = str(exc)
+            if "Empty CSV file" in message:
                 raise DataFormatError("the file is empty", self.path) from None
-            raise ValueError(str(exc)) from None
+            if not ids_as_text and "conversion error" in message and not self.find_bad_lines(limit=1):
+                raise _IdTypeChanged() from None
+            raise ValueError(message) from None
 
-    def _column_names(self) -> list[str]:
+    def max_records(self) -> int:
+        """An upper bound on the number of records, without reading an uncompressed file.
+
+        A record of k fields takes at least k bytes (k - 1 separators and a line break), so an
+        uncompressed file holds at most size / k + 1 records; gzip files have their lines counted.
+        """
+        if self.path.suffix != ".gz":
+            return self.path.stat().st_size // max(len(self.column_names()), 1) + 1
+        count = 0
+        opener = gzip.open if self.path.suffix == ".gz" else open
+        with opener(self.path, "rb") as f:
+            for block in iter(lambda: f.read(1 << 24), b""):
+                count += max(block.count(b"\n"), block.count(b"\r"))
+        return count + 1
+
+    def column_names(self) -> list[str]:
         if self.names:
             return list(self.names)
-        with open(self.path, encoding=self.encoding, newline="") as f:
+        with _open_text(self.path, self.encoding) as f:
             first = f.readline().rstrip("\r\n")
         if not first:
             raise DataFormatError("the file is empty (no header line)", self.path)
@@ -227,11 +395,11 @@ class _CsvSpec:
 
     def find_bad_lines(self, limit: int | None) -> list[BadRow]:
         """Every malformed line (or the first ``limit``): field count, empty ids, non-numeric values."""
-        names = self._column_names()
+        names = self.column_names()
         positions = {name: names.index(name) for name in self.needed}
         bad: list[BadRow] = []
         first_data_line = 2 if self.header else 1
-        with open(self.path, encoding=self.encoding, newline="") as f:
+        with _open_text(self.path, self.encoding) as f:
             for n, raw in enumerate(f, 1):
                 if n < first_data_line:
                     continue
@@ -260,6 +428,12 @@ class _CsvSpec:
         if self.timestamp is not None and not _is_number(fields[positions[self.timestamp]], integral=True):
             return f"column {self.timestamp!r} has a non-numeric timestamp {fields[positions[self.timestamp]]!r}"
         return None
+
+
+def _open_text(path: Path, encoding: str) -> Any:
+    if path.suffix == ".gz":
+        return gzip.open(path, "rt", encoding=encoding, newline="")
+    return open(path, encoding=encoding, newline="")
 
 
 def _is_number(text: str, integral: bool = False) -> bool:

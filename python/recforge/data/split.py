@@ -63,6 +63,9 @@ class SplitResult(tuple):
         self.report = report
         return self
 
+    def __getnewargs__(self) -> tuple:  # so that pickling (e.g. to worker processes) works
+        return (self[0], self[1], self.report)
+
     @property
     def train(self) -> Interactions:
         return self[0]

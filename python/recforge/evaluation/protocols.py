@@ -44,6 +44,7 @@ import scipy.sparse as sp
 
 from recforge.evaluation import metrics as M
 from recforge.evaluation.names import MetricSpec, parse_metrics
+from recforge.evaluation.progress import progress_bar
 from recforge.kernels import _validation as v
 
 PROTOCOLS = ("full", "sampled")
@@ -59,18 +60,65 @@ def import_pandas():
 
 # ----------------------------------------------------------------------------- inputs
 
-def align_test(train: sp.csr_matrix, test: sp.csr_matrix) -> tuple[sp.csr_matrix, dict[str, int]]:
-    """test restricted to train's users x items, with counts of what fell outside and what is cold."""
+def interaction_matrix(data: Any, name: str) -> sp.csr_matrix:
+    """A canonical float64 users x items CSR of ``data`` (scipy sparse, or anything with ``to_csr()``).
+
+    Stored entries are interactions whatever their value: explicit zeros are kept (a rating of 0
+    is still a rating), unlike the metric functions' ``relevant``."""
+    if not sp.issparse(data) and hasattr(data, "to_csr"):
+        data = data.to_csr()
+    if not (sp.issparse(data) and data.ndim == 2):
+        raise TypeError(f"{name} must be a 2-D scipy.sparse users x items matrix or have to_csr() "
+                        f"(e.g. recforge.data.Interactions), got {type(data).__name__}")
+    X = sp.csr_matrix(data, dtype=np.float64)
+    if not np.all(np.isfinite(X.data)):
+        raise ValueError(f"{name} contains NaN or infinite values")
+    if not X.has_canonical_format:
+        X = X.copy()
+        X.sum_duplicates()
+    return X
+
+
+def pattern(X: sp.csr_matrix) -> sp.csr_matrix:
+    """X with every stored entry set to 1."""
+    return sp.csr_matrix((np.ones(X.nnz), X.indices, X.indptr), shape=X.shape)
+
+
+def _recode(train: Any, test: Any, coo: sp.coo_matrix) -> tuple[np.ndarray, np.ndarray]:
+    """Test (row, col) codes in train's vocabulary when both carry different id maps, -1 where unknown."""
+    rows, cols = coo.row.astype(np.int64), coo.col.astype(np.int64)
+    for attr, which in (("user_ids", "rows"), ("item_ids", "cols")):
+        mine, theirs = getattr(train, attr, None), getattr(test, attr, None)
+        if mine is None or theirs is None or mine is theirs or not hasattr(mine, "codes"):
+            continue
+        if mine == theirs:
+            continue
+        lookup = np.asarray(mine.codes(np.asarray(theirs), missing=-1), dtype=np.int64)
+        if which == "rows":
+            rows = lookup[rows]
+        else:
+            cols = lookup[cols]
+    return rows, cols
+
+
+def align_test(train_data: Any, test_data: Any, train: sp.csr_matrix, test: sp.csr_matrix
+               ) -> tuple[sp.csr_matrix, dict[str, int]]:
+    """test restricted to train's users x items, with counts of what fell outside and what is cold.
+
+    When train and test carry different id maps (``user_ids``/``item_ids``), test is first
+    re-coded through the original ids."""
     n_users, n_items = train.shape
     coo = test.tocoo()
-    inside = (coo.row < n_users) & (coo.col < n_items)
+    rows, cols = _recode(train_data, test_data, coo)
+    user_in, item_in = (rows >= 0) & (rows < n_users), (cols >= 0) & (cols < n_items)
+    inside = user_in & item_in
     report = {
         "test_interactions": int(test.nnz),
         "dropped_out_of_vocabulary": int(np.count_nonzero(~inside)),
-        "dropped_users_out_of_vocabulary": int(np.unique(coo.row[coo.row >= n_users]).size),
-        "dropped_items_out_of_vocabulary": int(np.unique(coo.col[coo.col >= n_items]).size),
+        "dropped_users_out_of_vocabulary": int(np.unique(coo.row[~user_in]).size),
+        "dropped_items_out_of_vocabulary": int(np.unique(coo.col[~item_in]).size),
     }
-    aligned = sp.csr_matrix((coo.data[inside], (coo.row[inside], coo.col[inside])), shape=train.shape)
+    aligned = sp.csr_matrix((coo.data[inside], (rows[inside], cols[inside])), shape=train.shape)
     aligned.sum_duplicates()
     test_users = np.flatnonzero(np.diff(aligned.indptr))
     test_items = np.unique(aligned.indices)
@@ -80,19 +128,23 @@ def align_test(train: sp.csr_matrix, test: sp.csr_matrix) -> tuple[sp.csr_matrix
 
 
 def relevance_matrix(test: sp.csr_matrix, graded: bool, threshold: float | None) -> sp.csr_matrix:
-    """Held-out items that count as relevant: value >= threshold (when given); values kept as NDCG
-    gains when ``graded``, else 1."""
+    """Held-out items that count as relevant: every stored entry, or those with value >= threshold;
+    gain 1, or the value itself when ``graded`` (which must then be >= 0)."""
     R = test.copy()
     if threshold is not None:
-        R.data = np.where(R.data >= threshold, R.data, 0.0).astype(R.data.dtype)
-        R.eliminate_zeros()
-    if not graded:
+        keep = R.data >= threshold
+        R.data = np.where(keep, R.data if graded else 1.0, 0.0)
+    elif not graded:
         R.data = np.ones_like(R.data)
+    if graded and R.nnz and R.data.min() < 0:
+        raise ValueError("graded=True uses test values as NDCG gains, which must be >= 0")
+    R.eliminate_zeros()
     return R
 
 
 def model_recommend(model: Any, users: np.ndarray, n: int, exclude_seen: bool, n_items: int) -> np.ndarray:
     """model.recommend for one chunk, checked against the contract."""
+    require(model, "recommend", "ranking metrics under protocol='full'")
     out = model.recommend(users, n=n, exclude_seen=exclude_seen)
     items = out[0] if isinstance(out, tuple) else out
     items = np.asarray(items)
@@ -102,8 +154,14 @@ def model_recommend(model: Any, users: np.ndarray, n: int, exclude_seen: bool, n
     return M.check_recommended(items[:, :n], n_items, name="model.recommend items")
 
 
+def require(model: Any, method: str, purpose: str) -> None:
+    if not callable(getattr(model, method, None)):
+        raise TypeError(f"{purpose} need(s) model.{method}(...), which {type(model).__name__} does not have")
+
+
 def model_scores(model: Any, users: np.ndarray, items: np.ndarray) -> np.ndarray:
     """model.predict on (user, item) pairs, checked against the contract."""
+    require(model, "predict", "the sampled protocol and auc")
     scores = np.asarray(model.predict(users, items), dtype=np.float64)
     if scores.shape != users.shape:
         raise ValueError(f"model.predict returned shape {scores.shape} for {users.size} (user, item) pairs")
@@ -122,9 +180,11 @@ def stored(X: sp.csr_matrix, rows: np.ndarray, cols: np.ndarray) -> np.ndarray:
     return keys[np.minimum(np.searchsorted(keys, q), keys.size - 1)] == q
 
 
-def chunks(users: np.ndarray, size: int) -> Iterable[np.ndarray]:
+def chunks(users: np.ndarray, size: int, bar=None) -> Iterable[np.ndarray]:
     for start in range(0, users.size, size):
         yield users[start:start + size]
+        if bar is not None:
+            bar.update(min(size, users.size - start))
 
 
 # ----------------------------------------------------------------------------- sampling
@@ -177,17 +237,56 @@ def sample_negatives(excluded: sp.csr_matrix, n_negatives: int, rng: np.random.G
     return out
 
 
-def rank_candidates(candidates: sp.csr_matrix, scores: np.ndarray, n: int) -> np.ndarray:
-    """Per row, the first n stored items by score descending (ties: smaller code first), -1 padded."""
-    m = candidates.shape[0]
-    counts = np.diff(candidates.indptr)
-    rows = np.repeat(np.arange(m), counts)
-    order = np.lexsort((candidates.indices, -scores, rows))
-    place = np.arange(candidates.nnz) - candidates.indptr[rows]
-    keep = place < n
-    out = np.full((m, n), -1, dtype=np.int64)
-    out[rows[keep], place[keep]] = candidates.indices[order][keep]
-    return out
+class CandidateBlock:
+    """Each row's candidates as a dense rows x width block, sorted by score descending with ties
+    by smaller item code (the project-wide order); padding sorts last."""
+
+    def __init__(self, candidates: sp.csr_matrix, scores: np.ndarray):
+        m = candidates.shape[0]
+        self.counts = np.diff(candidates.indptr)
+        width = int(self.counts.max()) if m else 0
+        rows = np.repeat(np.arange(m), self.counts)
+        place = np.arange(candidates.nnz) - candidates.indptr[rows]
+        neg_scores = np.full((m, width), np.inf)
+        neg_scores[rows, place] = -scores
+        items = np.full((m, width), -1, dtype=np.int64)
+        items[rows, place] = candidates.indices  # ascending within a row, so a stable sort breaks ties by code
+        self.order = np.argsort(neg_scores, axis=1, kind="stable")
+        self.sorted_neg_scores = np.take_along_axis(neg_scores, self.order, axis=1)
+        self.items = np.take_along_axis(items, self.order, axis=1)
+
+    def top(self, n: int) -> np.ndarray:
+        """The first n items of every row (-1 padded)."""
+        out = np.full((self.items.shape[0], n), -1, dtype=np.int64)
+        width = min(n, self.items.shape[1])
+        out[:, :width] = self.items[:, :width]
+        return out
+
+    def auc(self, relevant: sp.csr_matrix) -> np.ndarray:
+        r"""Per row, :math:`(\sum_{p} \mathrm{rank}(p) - P(P+1)/2) / (P N)` with ascending ranks, ties
+        sharing their mean rank (a tied positive/negative pair counts 1/2); NaN without both classes."""
+        m, width = self.items.shape
+        if width == 0:
+            return np.full(m, np.nan)
+        s = self.sorted_neg_scores
+        j = np.broadcast_to(np.arange(width), s.shape)
+        starts = np.ones(s.shape, dtype=bool)
+        starts[:, 1:] = s[:, 1:] != s[:, :-1]
+        ends = np.ones(s.shape, dtype=bool)
+        ends[:, :-1] = starts[:, 1:]
+        first = np.maximum.accumulate(np.where(starts, j, 0), axis=1)
+        last = np.minimum.accumulate(np.where(ends, j, width)[:, ::-1], axis=1)[:, ::-1]
+        descending_rank = (first + last) / 2.0 + 1.0                   # 1-based, best = 1
+        ascending_rank = self.counts[:, None] + 1.0 - descending_rank  # padding sorts last: no effect
+        rows = np.repeat(np.arange(m), width).reshape(m, width)
+        positive = (self.items >= 0) & stored(relevant, rows.ravel(), np.maximum(self.items, 0).ravel()
+                                               ).reshape(m, width)
+        n_pos = positive.sum(axis=1)
+        n_neg = self.counts - n_pos
+        rank_sum = np.where(positive, ascending_rank, 0.0).sum(axis=1)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            return np.where((n_pos > 0) & (n_neg > 0), (rank_sum - n_pos * (n_pos + 1) / 2.0) / (n_pos * n_neg),
+                            np.nan)
 
 
 # ----------------------------------------------------------------------------- accumulation
@@ -222,18 +321,18 @@ class Accumulator:
 
 # ----------------------------------------------------------------------------- protocols
 
-def _full_ranking(model, train, relevant, users, specs, acc, ctx, exclude_train, batch_size):
+def _full_ranking(model, train, relevant, users, specs, acc, ctx, exclude_train, batch_size, bar):
     n_items = train.shape[1]
     list_specs = [s for s in specs if s.k is not None]
     max_k = max((s.k for s in list_specs), default=0)
     if max_k:
-        for chunk in chunks(users, batch_size):
+        for chunk in chunks(users, batch_size, bar):
             rec = model_recommend(model, chunk, max_k, exclude_train, n_items)
             acc.add_lists(chunk, rec, relevant[chunk], ctx)
     if any(s.kind == "auc" for s in specs):
         # AUC needs the score of every candidate item: chunks of at most ~4M (user, item) pairs
         step = max(1, min(batch_size, 4_000_000 // n_items))
-        for chunk in chunks(users, step):
+        for chunk in chunks(users, step, None if max_k else bar):
             rows = np.repeat(np.arange(chunk.size, dtype=np.int64), n_items)
             cols = np.tile(np.arange(n_items, dtype=np.int64), chunk.size)
             if exclude_train:
@@ -242,10 +341,9 @@ def _full_ranking(model, train, relevant, users, specs, acc, ctx, exclude_train,
             _auc_chunk(model, chunk, rows, cols, relevant[chunk], acc)
 
 
-def _auc_chunk(model, chunk, rows, cols, relevant, acc, scores=None):
+def _auc_chunk(model, chunk, rows, cols, relevant, acc):
     """Per-user AUC of the candidate pairs (rows = position in chunk, cols = item code)."""
-    if scores is None:
-        scores = model_scores(model, chunk[rows], cols)
+    scores = model_scores(model, chunk[rows], cols)
     values = np.full(chunk.size, np.nan)
     if rows.size:
         labels = stored(relevant, rows, cols).astype(np.int8)
@@ -255,30 +353,33 @@ def _auc_chunk(model, chunk, rows, cols, relevant, acc, scores=None):
             acc.per_user[s.label][chunk] = values
 
 
-def _sampled(model, train, test, relevant, users, specs, acc, ctx, n_negatives, seed, batch_size):
+def _sampled(model, train, test, relevant, users, specs, acc, ctx, n_negatives, seed, batch_size, bar):
     rng = np.random.default_rng(seed)
     max_k = max((s.k for s in specs if s.k is not None), default=0)
     wants_auc = any(s.kind == "auc" for s in specs)
-    for chunk in chunks(users, batch_size):
+    for chunk in chunks(users, batch_size, bar):
         positives = relevant[chunk]
-        seen = ((train[chunk] != 0) + (test[chunk] != 0)).tocsr()
+        seen = pattern(train[chunk] + pattern(test[chunk]))  # every item in train or test, incl. zero values
         seen.sort_indices()
         negatives = sample_negatives(seen, n_negatives, rng)
-        candidates = (positives != 0).astype(np.float64) + negatives
+        candidates = pattern(positives) + negatives
         candidates.sort_indices()
         rows = np.repeat(np.arange(chunk.size, dtype=np.int64), np.diff(candidates.indptr))
-        cols = candidates.indices.astype(np.int64)
-        scores = model_scores(model, chunk[rows], cols)
+        block = CandidateBlock(candidates, model_scores(model, chunk[rows], candidates.indices.astype(np.int64)))
         if max_k:
-            acc.add_lists(chunk, rank_candidates(candidates, scores, max_k), positives, ctx)
+            acc.add_lists(chunk, block.top(max_k), positives, ctx)
         if wants_auc:
-            _auc_chunk(model, chunk, rows, cols, positives, acc, scores=scores)
+            values = block.auc(positives)
+            for s in specs:
+                if s.kind == "auc":
+                    acc.per_user[s.label][chunk] = values
 
 
 def _rating(model, test, specs, acc, batch_size):
     coo = test.tocoo()
-    if coo.nnz == 0:
+    if coo.nnz == 0 or not any(s.kind == "rating" for s in specs):
         return
+    require(model, "predict", "rmse and mae")
     step = max(1, batch_size * 1000)
     pred = np.concatenate([
         np.asarray(model.predict(coo.row[i:i + step].astype(np.int64), coo.col[i:i + step].astype(np.int64)),
@@ -304,7 +405,8 @@ def _rating(model, test, specs, acc, batch_size):
 def evaluate(model: Any, train: Any, test: Any, metrics: str | Iterable[str] = ("ndcg@10", "recall@20"), *,
              protocol: str = "full", n_negatives: int = 100, exclude_train: bool = True, seed: int = 0,
              per_user: bool = False, batch_size: int = 1024, graded: bool = False,
-             relevance_threshold: float | None = None, item_vectors: Any = None, item_similarity: Any = None):
+             relevance_threshold: float | None = None, item_vectors: Any = None, item_similarity: Any = None,
+             progress: bool = False):
     """Evaluate a fitted ``model`` on ``test`` given its ``train`` data; returns a pandas DataFrame.
 
     ``metrics``: names like ``"ndcg@10"``, ``"recall@20"``, ``"precision@5"``, ``"f1@10"``,
@@ -312,6 +414,12 @@ def evaluate(model: Any, train: Any, test: Any, metrics: str | Iterable[str] = (
     ``"novelty@10"``, ``"average_popularity@10"``, ``"diversity@10"`` (needs ``item_vectors``
     or ``item_similarity``), ``"auc"``, ``"rmse"``, ``"mae"`` (see :mod:`recforge.evaluation.metrics`
     for formulas and conventions). ``protocol``: ``"full"`` or ``"sampled"`` (module docstring).
+
+    ``exclude_train`` (full protocol): rank only items the user has not interacted with in train
+    (passed to ``model.recommend`` as ``exclude_seen``); the sampled protocol never draws train
+    or test items as negatives, whatever its value. ``batch_size``: users per ``recommend`` /
+    scoring call (memory is proportional to it). ``seed``: negative sampling (for a given
+    ``batch_size``). ``progress``: a tqdm bar over users (when tqdm is installed).
 
     Relevance: every held-out (test) item counts as relevant with gain 1, or its value as the
     NDCG gain when ``graded=True``; with ``relevance_threshold`` only values >= it count.
@@ -340,11 +448,11 @@ def evaluate(model: Any, train: Any, test: Any, metrics: str | Iterable[str] = (
     if any(s.name == "diversity" for s in specs) and (item_vectors is None) == (item_similarity is None):
         raise ValueError("the diversity metric needs exactly one of item_vectors= or item_similarity=")
 
-    train_csr = M.as_interaction_csr(train, "train")
-    test_csr = M.as_interaction_csr(test, "test")
+    train_csr = pattern(interaction_matrix(train, "train"))
+    test_csr = interaction_matrix(test, "test")
     if test_csr.nnz == 0:
         raise ValueError("test is empty: there is nothing to evaluate")
-    test_csr, report = align_test(train_csr, test_csr)
+    test_csr, report = align_test(train, test, train_csr, test_csr)
     if report["dropped_out_of_vocabulary"]:
         warnings.warn(f"{report['dropped_out_of_vocabulary']} of {report['test_interactions']} test interactions "
                       f"lie outside the train vocabulary ({report['dropped_users_out_of_vocabulary']} users, "
@@ -355,7 +463,8 @@ def evaluate(model: Any, train: Any, test: Any, metrics: str | Iterable[str] = (
     users = np.flatnonzero(np.diff(relevant.indptr)).astype(np.int64)
     needs_users = any(s.kind != "rating" for s in specs)
     if needs_users and users.size == 0:
-        raise ValueError(f"no test interaction reaches relevance_threshold={relevance_threshold}")
+        raise ValueError("no test interaction counts as relevant (relevance_threshold="
+                         f"{relevance_threshold}, graded={graded}: graded gains of 0 are not relevant)")
     report["evaluated_users"] = int(users.size)
 
     n_users, n_items = train_csr.shape
@@ -364,10 +473,15 @@ def evaluate(model: Any, train: Any, test: Any, metrics: str | Iterable[str] = (
            "item_similarity": item_similarity}
     acc = Accumulator(specs, n_users, n_items)
     if needs_users:
-        if protocol == "full":
-            _full_ranking(model, train_csr, relevant, users, specs, acc, ctx, exclude_train, batch_size)
-        else:
-            _sampled(model, train_csr, test_csr, relevant, users, specs, acc, ctx, n_negatives, seed, batch_size)
+        bar = progress_bar(int(users.size), f"evaluate ({protocol})", progress)
+        try:
+            if protocol == "full":
+                _full_ranking(model, train_csr, relevant, users, specs, acc, ctx, exclude_train, batch_size, bar)
+            else:
+                _sampled(model, train_csr, test_csr, relevant, users, specs, acc, ctx, n_negatives, seed,
+                         batch_size, bar)
+        finally:
+            bar.close()
     _rating(model, test_csr, specs, acc, batch_size)
 
     label = "full" if protocol == "full" else f"sampled ({n_negatives} negatives per user)"

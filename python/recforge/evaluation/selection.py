@@ -21,29 +21,11 @@ from typing import Any, Callable, Iterable, Mapping, Sequence
 import numpy as np
 
 from recforge.evaluation.names import lower_is_better, parse_metrics
+from recforge.evaluation.progress import progress_bar
 from recforge.evaluation.protocols import evaluate, import_pandas
 
 
 # ----------------------------------------------------------------------------- helpers
-
-class _NoBar:
-    def update(self, n: int = 1) -> None:
-        pass
-
-    def close(self) -> None:
-        pass
-
-
-def progress_bar(total: int, desc: str, enabled: bool):
-    """A tqdm bar, or an object with the same update/close that shows nothing."""
-    if not enabled:
-        return _NoBar()
-    try:
-        from tqdm.auto import tqdm
-    except ImportError:
-        return _NoBar()
-    return tqdm(total=total, desc=desc)
-
 
 def resolve_jobs(n_jobs: int) -> int:
     if isinstance(n_jobs, bool) or not isinstance(n_jobs, (int, np.integer)):
@@ -313,11 +295,11 @@ def bayes_search(make_model: Callable[..., Any], space: Any, train: Any, valid: 
         return score
 
     bar = progress_bar(n_trials, "bayes search", progress)
-    study = optuna.create_study(direction="minimize" if lower else "maximize",
-                                sampler=optuna.samplers.TPESampler(seed=seed))
     verbosity = optuna.logging.get_verbosity()
-    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    optuna.logging.set_verbosity(optuna.logging.WARNING)  # the bar and the table report progress
     try:
+        study = optuna.create_study(direction="minimize" if lower else "maximize",
+                                    sampler=optuna.samplers.TPESampler(seed=seed))
         study.optimize(run, n_trials=n_trials, timeout=timeout, n_jobs=n_jobs,
                        callbacks=[lambda s, t: bar.update(1)])
     finally:

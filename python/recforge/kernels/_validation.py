@@ -74,6 +74,19 @@ def as_csr(X: Any, name: str) -> sp.csr_matrix:
     return X
 
 
+def as_pattern(E: Any, name: str, shape: tuple[int, int]) -> sp.csr_matrix:
+    """A canonical CSR whose stored pattern (not values) is what matters, of the given shape."""
+    if not (sp.issparse(E) and E.ndim == 2):
+        raise TypeError(f"{name} must be a 2-D scipy.sparse matrix, got {type(E).__name__}")
+    if E.shape != tuple(shape):
+        raise ValueError(f"{name} must have shape {tuple(shape)}, got {E.shape}")
+    E = E.tocsr() if E.format != "csr" else E
+    if not E.has_canonical_format:
+        E = E.copy()
+        E.sum_duplicates()
+    return E
+
+
 def with_value_dtype(X: sp.csr_matrix, dtype: np.dtype) -> sp.csr_matrix:
     """X with values of ``dtype`` (no copy when it already has it)."""
     return X if X.dtype == dtype else X.astype(dtype)

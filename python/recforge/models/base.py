@@ -1,0 +1,300 @@
+"""The estimator contract every recforge model honours.
+
+    model = ItemKNN(k=40).fit(train)                 # Interactions, or a users x items CSR
+    items, scores = model.recommend(users, n=10)      # item codes, shape (len(users), n)
+    model.predict(users, items)                       # one score/rating per (user, item) pair
+    model.save("model/"); model = recforge.load("model/")
+
+Codes and ids
+-------------
+``users`` and the returned ``items`` are the integer *codes* of the training data (0..n-1, as
+``Interactions`` assigns them and as ``recforge.evaluate`` expects) unless ``ids=True``, which
+takes and returns the original ids (``Interactions.user_ids`` / ``item_ids``).
+
+Exactly n, and padding
+----------------------
+``recommend`` returns n items per user whenever n candidate items remain (items that are
+neither seen, when ``exclude_seen``, nor in ``filter_items``). Items are ranked by score,
+ties by smaller item code; items the model gives no score to count as score 0 (after the
+positive, before the negative scores). Rows with fewer candidates are padded with item -1 and
+score -inf (with ``ids=True``: -1 for integer ids, None for string ids).
+
+History
+-------
+``history=`` gives, per requested user, the interactions to recommend from instead of the
+stored ones: a sparse matrix with one row per user and one column per item code, or an
+``Interactions`` (matched to the requested users and to the model's items by original id;
+items the model never saw are ignored). Users the model never saw may be requested this way
+(any code, e.g. -1, or an unknown id with ``ids=True``). Nothing is refitted.
+"""
+from __future__ import annotations
+
+import inspect
+from typing import Any
+
+import numpy as np
+import scipy.sparse as sp
+
+from recforge.data.idmap import IdMap
+from recforge.kernels import _validation as v
+
+#: users per internal chunk of ``recommend`` (memory is proportional to it)
+CHUNK_USERS = 1024
+#: most entries of a dense users x items score block (models that score densely)
+DENSE_BLOCK = 4_000_000
+
+
+def dense_blocks(m: int, n_items: int):
+    """Row slices of 0..m so that each block holds at most DENSE_BLOCK scores."""
+    step = max(1, DENSE_BLOCK // max(n_items, 1))
+    for start in range(0, m, step):
+        yield slice(start, min(m, start + step))
+
+
+class NotFittedError(RuntimeError):
+    """A method that needs a fitted model was called before ``fit``."""
+
+
+def as_user_items(data: Any, name: str = "data") -> tuple[sp.csr_matrix, IdMap, IdMap]:
+    """A canonical float32 users x items CSR (duplicates summed) and the two id maps.
+
+    ``data`` is a :class:`recforge.data.Interactions` (its values, else 1 per interaction) or a
+    scipy sparse matrix (ids = codes).
+    """
+    if hasattr(data, "to_csr") and hasattr(data, "user_ids"):
+        R = data.to_csr()
+        user_ids, item_ids = data.user_ids, data.item_ids
+    elif sp.issparse(data) and data.ndim == 2:
+        R = data
+        user_ids, item_ids = IdMap.range(data.shape[0]), IdMap.range(data.shape[1])
+    else:
+        raise TypeError(f"{name} must be recforge.data.Interactions or a 2-D scipy.sparse users x items "
+                        f"matrix, got {type(data).__name__}")
+    R = sp.csr_matrix(R, dtype=np.float32)
+    if not np.all(np.isfinite(R.data)):
+        raise ValueError(f"{name} contains NaN or infinite values")
+    if not R.has_canonical_format:
+        R = R.copy()
+        R.sum_duplicates()
+    if R.nnz and not np.all(R.data != 0):
+        R = R.copy()
+        R.eliminate_zeros()
+    return R, user_ids, item_ids
+
+
+def pattern(X: sp.spmatrix) -> sp.csr_matrix:
+    """X's stored entries as ones (float32 CSR)."""
+    X = X.tocsr()
+    return sp.csr_matrix((np.ones(X.nnz, dtype=np.float32), X.indices.copy(), X.indptr.copy()), shape=X.shape)
+
+
+class Recommender:
+    """Base class: parameter handling, input checks, chunked ``recommend``, ids, save/load.
+
+    Subclasses store their constructor arguments unchanged (scikit-learn style), learn state
+    ending in ``_`` in ``_fit(R)``, and implement ``_recommend_rows(codes, rows, n, exclude)``
+    (one chunk) and ``_predict_codes(users, items)``; ``_state()`` / ``_restore()`` list the
+    learned arrays for save/load.
+    """
+
+    #: True for models whose ``predict`` returns ratings on the training scale
+    predicts_ratings = False
+
+    # ------------------------------------------------------------------ parameters
+    @classmethod
+    def _param_names(cls) -> list[str]:
+        sig = inspect.signature(cls.__init__)
+        kinds = (inspect.Parameter.POSITIONAL_OR_KEYWORD, inspect.Parameter.KEYWORD_ONLY)
+        return [p.name for p in sig.parameters.values() if p.name != "self" and p.kind in kinds]
+
+    def get_params(self) -> dict[str, Any]:
+        """The constructor arguments (what ``save`` writes to JSON)."""
+        return {name: getattr(self, name) for name in self._param_names()}
+
+    def __repr__(self) -> str:
+        args = ", ".join(f"{k}={v!r}" for k, v in self.get_params().items())
+        return f"{type(self).__name__}({args})"
+
+    # ------------------------------------------------------------------ fitting
+    def fit(self, data: Any) -> "Recommender":
+        """Learn from ``data`` (Interactions or users x items CSR); returns self."""
+        self._check_params()
+        R, user_ids, item_ids = as_user_items(data)
+        self.user_items_ = R
+        self.user_ids_, self.item_ids_ = user_ids, item_ids
+        self.n_users_, self.n_items_ = R.shape
+        self._fit(R)
+        return self
+
+    def _check_params(self) -> None:
+        """Validate constructor arguments (called by fit, and by load)."""
+
+    def _fit(self, R: sp.csr_matrix) -> None:
+        raise NotImplementedError
+
+    @property
+    def is_fitted(self) -> bool:
+        return hasattr(self, "user_items_")
+
+    def _require_fitted(self) -> None:
+        if not self.is_fitted:
+            raise NotFittedError(f"this {type(self).__name__} is not fitted yet: call fit(data) first")
+
+    # ------------------------------------------------------------------ recommend
+    def recommend(self, users: Any, n: int = 10, *, exclude_seen: bool = True, filter_items: Any = None,
+                  history: Any = None, ids: bool = False) -> tuple[np.ndarray, np.ndarray]:
+        """The n best items for each user: ``(items, scores)``, each of shape (len(users), n).
+
+        ``exclude_seen``: never recommend an item of the user's history (stored, or ``history=``).
+        ``filter_items``: items (codes, or ids with ``ids=True``) never to recommend to anyone.
+        ``history``: recommend from these interactions instead of the stored ones (module docs).
+        ``ids``: users and returned items are original ids instead of codes.
+        See the module docstring for ties, padding and unscored items.
+        """
+        self._require_fitted()
+        n = v.check_positive_int(n, "n")
+        codes = self._user_codes(users, ids, allow_unknown=history is not None)
+        rows = self._history_rows(codes, users, history, ids)
+        blocked = self._filter_pattern(filter_items, ids)
+        out_items = np.empty((codes.size, n), dtype=np.int64)
+        out_scores = np.empty((codes.size, n), dtype=np.float32)
+        for start in range(0, codes.size, CHUNK_USERS):
+            part = slice(start, start + CHUNK_USERS)
+            chunk_rows = rows[part]
+            exclude = self._exclusion(chunk_rows, blocked, exclude_seen)
+            out_items[part], out_scores[part] = self._recommend_rows(codes[part], chunk_rows, n, exclude)
+        if ids:
+            return self._item_ids_of(out_items), out_scores
+        return out_items, out_scores
+
+    def _recommend_rows(self, codes: np.ndarray, rows: sp.csr_matrix, n: int,
+                        exclude: sp.csr_matrix | None) -> tuple[np.ndarray, np.ndarray]:
+        raise NotImplementedError
+
+    def _user_codes(self, users: Any, ids: bool, allow_unknown: bool) -> np.ndarray:
+        arr = np.asarray(users)
+        if arr.ndim == 0:
+            arr = arr.reshape(1)
+        if arr.ndim != 1:
+            raise ValueError(f"users must be 1-D, got shape {arr.shape}")
+        if ids:
+            return self.user_ids_.codes(arr, missing=-1 if allow_unknown else "raise").astype(np.int64)
+        if arr.size and arr.dtype.kind not in "iu":
+            raise TypeError(f"users must be integer user codes (or pass ids=True), got dtype {arr.dtype}")
+        arr = arr.astype(np.int64)
+        outside = (arr < 0) | (arr >= self.n_users_)
+        if outside.any():
+            if not allow_unknown:
+                raise ValueError(f"users holds codes outside 0..{self.n_users_ - 1} (first {arr[outside][0]}); "
+                                 f"recommend for new users with history=")
+            arr = np.where(outside, -1, arr)
+        return arr
+
+    def _history_rows(self, codes: np.ndarray, users: Any, history: Any, ids: bool) -> sp.csr_matrix:
+        """Each requested user's interactions: stored rows, or the given history."""
+        if history is None:
+            return self.user_items_[codes]
+        if hasattr(history, "to_csr") and hasattr(history, "user_ids"):
+            wanted = np.asarray(users).reshape(-1) if ids else self.user_ids_[np.maximum(codes, 0)]
+            if not ids and (codes < 0).any():
+                raise ValueError("history as Interactions matches users by original id: pass ids=True for new users")
+            H = history.to_csr()
+            hrows = history.user_ids.codes(wanted, missing=-1)
+            icodes = self.item_ids_.codes(history.item_ids.to_numpy(), missing=-1)
+            coo = H.tocoo()
+            keep = icodes[coo.col] >= 0
+            H = sp.csr_matrix((coo.data[keep], (coo.row[keep], icodes[coo.col[keep]])),
+                              shape=(H.shape[0], self.n_items_), dtype=np.float32)
+            empty = sp.csr_matrix((1, self.n_items_), dtype=np.float32)
+            rows = sp.vstack([H, empty]).tocsr()[np.where(hrows >= 0, hrows, H.shape[0])]
+        else:
+            rows, _, _ = as_user_items(history, "history")
+            if rows.shape != (codes.size, self.n_items_):
+                raise ValueError(f"history must have one row per user and one column per item: shape "
+                                 f"({codes.size}, {self.n_items_}), got {rows.shape}")
+        rows = sp.csr_matrix(rows, dtype=np.float32)
+        rows.sum_duplicates()
+        rows.eliminate_zeros()
+        return rows
+
+    def _filter_pattern(self, filter_items: Any, ids: bool) -> np.ndarray | None:
+        if filter_items is None:
+            return None
+        arr = np.asarray(filter_items).reshape(-1)
+        if ids:
+            return np.unique(self.item_ids_.codes(arr))
+        if arr.size and arr.dtype.kind not in "iu":
+            raise TypeError(f"filter_items must be integer item codes (or pass ids=True), got dtype {arr.dtype}")
+        if arr.size and (arr.min() < 0 or arr.max() >= self.n_items_):
+            raise ValueError(f"filter_items holds codes outside 0..{self.n_items_ - 1}")
+        return np.unique(arr.astype(np.int64))
+
+    def _exclusion(self, rows: sp.csr_matrix, blocked: np.ndarray | None, exclude_seen: bool) -> sp.csr_matrix | None:
+        """Per row, the items it must not get (seen items, filtered items), as a pattern CSR."""
+        m = rows.shape[0]
+        parts = []
+        if exclude_seen:
+            parts.append(pattern(rows))
+        if blocked is not None and blocked.size:
+            indptr = np.arange(m + 1, dtype=np.int64) * blocked.size
+            parts.append(sp.csr_matrix((np.ones(m * blocked.size, np.float32), np.tile(blocked, m), indptr),
+                                       shape=rows.shape))
+        if not parts:
+            return None
+        E = parts[0] if len(parts) == 1 else pattern(parts[0] + parts[1])
+        E.sort_indices()
+        return E
+
+    def _item_ids_of(self, items: np.ndarray) -> np.ndarray:
+        id_array = self.item_ids_.to_numpy()
+        out = id_array[np.maximum(items, 0)]
+        if id_array.dtype.kind == "O":
+            out = out.astype(object)
+            out[items < 0] = None
+        else:
+            out = np.where(items < 0, -1, out)
+        return out
+
+    # ------------------------------------------------------------------ predict
+    def predict(self, users: Any, items: Any, *, ids: bool = False) -> np.ndarray:
+        """One score (or rating, for explicit-feedback models) per (users[k], items[k]) pair."""
+        self._require_fitted()
+        u = np.asarray(users).reshape(-1)
+        i = np.asarray(items).reshape(-1)
+        if u.shape != i.shape:
+            raise ValueError(f"users and items must have the same length, got {u.size} and {i.size}")
+        if ids:
+            u = self.user_ids_.codes(u).astype(np.int64)
+            i = self.item_ids_.codes(i).astype(np.int64)
+        for arr, name, limit in ((u, "users", self.n_users_), (i, "items", self.n_items_)):
+            if arr.size and arr.dtype.kind not in "iu":
+                raise TypeError(f"{name} must be integer codes (or pass ids=True), got dtype {arr.dtype}")
+            if arr.size and (arr.min() < 0 or arr.max() >= limit):
+                raise ValueError(f"{name} holds codes outside 0..{limit - 1}")
+        return self._predict_codes(u.astype(np.int64), i.astype(np.int64))
+
+    def _predict_codes(self, users: np.ndarray, items: np.ndarray) -> np.ndarray:
+        raise NotImplementedError
+
+    # ------------------------------------------------------------------ neighbours
+    def similar_items(self, items: Any, n: int = 10, *, ids: bool = False) -> tuple[np.ndarray, np.ndarray]:
+        """The n items most similar to each given item (never itself): ``(items, scores)``."""
+        raise NotImplementedError(f"{type(self).__name__} has no notion of item similarity")
+
+    def similar_users(self, users: Any, n: int = 10, *, ids: bool = False) -> tuple[np.ndarray, np.ndarray]:
+        """The n users most similar to each given user (never itself): ``(users, scores)``."""
+        raise NotImplementedError(f"{type(self).__name__} has no notion of user similarity")
+
+    # ------------------------------------------------------------------ persistence
+    def save(self, path: Any) -> None:
+        """Write the model to the folder ``path`` (model.json + arrays.npz; no pickle)."""
+        from recforge.models.artifacts import save_model
+        save_model(self, path)
+
+    def _state(self) -> dict[str, Any]:
+        """Learned state beyond the training matrix and ids: arrays, CSR matrices, numbers."""
+        return {}
+
+    def _restore(self, state: dict[str, Any]) -> None:
+        for key, value in state.items():
+            setattr(self, key, value)
