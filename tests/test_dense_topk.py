@@ -73,6 +73,13 @@ def test_hand_worked_example_with_ties_and_exclusion():
     assert idx.dtype == np.int64 and scores.dtype == np.float32
 
 
+def test_exclusion_is_the_stored_pattern():
+    # An explicitly stored 0 still excludes its item (same rule as similarity_topk's exclude).
+    exclude = sp.csr_matrix((np.array([0.0]), np.array([1]), np.array([0, 1])), shape=(1, 3))
+    idx, _ = dense_topk([[1.0]], [[1.0], [3.0], [2.0]], 3, exclude=exclude)
+    np.testing.assert_array_equal(idx, [[2, 0, -1]])
+
+
 def test_padding_when_fewer_than_k_remain():
     Q = np.ones((2, 3), dtype=np.float32)
     V = np.arange(12, dtype=np.float32).reshape(4, 3)  # scores 3, 12, 21, 30
@@ -177,7 +184,7 @@ def test_empty_inputs():
     (dict(Q=np.array([[np.nan, 0, 0]])), ValueError, "Q contains NaN"),
     (dict(V=np.array([[np.inf, 0, 0]] * 5)), ValueError, "V contains NaN"),
     (dict(exclude=sp.csr_matrix((2, 4))), ValueError, "exclude must have shape"),
-    (dict(exclude=np.zeros((2, 5))), TypeError, "exclude must be a scipy.sparse"),
+    (dict(exclude=np.zeros((2, 5))), TypeError, "exclude must be a 2-D scipy.sparse"),
     (dict(Q=sp.csr_matrix(np.ones((2, 3)))), TypeError, "Q must be a dense"),
     (dict(Q=np.full((2, 3), 1e20), V=np.full((5, 3), 1e20)), ValueError, "overflow"),
     (dict(num_threads=-1), ValueError, "num_threads"),

@@ -22,10 +22,11 @@ def dense_topk(Q: Any, V: Any, k: int, *, exclude: Any = None, metric: str = "do
     :math:`s_{ij} = \langle q_i, v_j \rangle / (\|q_i\| \|v_j\|)` (0 for an all-zero row).
 
     ``indices`` is int64 m x k and ``scores`` float32 m x k, each row best first, equal scores
-    ordered by smaller index. ``exclude`` is an optional m x n sparse matrix whose stored non-zeros
-    are items row i must never return (e.g. items the user has seen); excluded items are skipped
-    inside the selection, so a row is padded with index -1 and score -inf only when fewer than k
-    items remain (also when k > n). Q and V are float32 (float64 is computed in float64).
+    ordered by smaller index. ``exclude`` is an optional m x n sparse matrix whose stored entries
+    (whatever their values, as in similarity_topk) are items row i must never return (e.g. the
+    items the user has seen); excluded items are skipped inside the selection, so a row is padded
+    with index -1 and score -inf only when fewer than k items remain (also when k > n). Q and V
+    are float32 (float64 is computed in float64).
 
     Memory is O(n d + num_threads x block x k): the m x n score matrix is never formed.
     ``num_threads=0`` uses every core; the GIL is released meanwhile.
@@ -58,9 +59,7 @@ def _prepare(Q: Any, V: Any, exclude: Any, metric: str):
                          "rescale them (or use metric='cosine')")
     ex_indptr = ex_indices = None
     if exclude is not None:
-        E = v.as_csr(exclude, "exclude")
-        if E.shape != (Q.shape[0], V.shape[0]):
-            raise ValueError(f"exclude must have shape (len(Q), len(V)) = {(Q.shape[0], V.shape[0])}, got {E.shape}")
+        E = v.as_pattern(exclude, "exclude", (Q.shape[0], V.shape[0]))
         ex_indptr = np.ascontiguousarray(E.indptr, dtype=np.int64)
         ex_indices = np.ascontiguousarray(E.indices, dtype=np.int64)
     return Q, V, ex_indptr, ex_indices
