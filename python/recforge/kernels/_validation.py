@@ -112,3 +112,23 @@ def transpose_csr(X: sp.csr_matrix) -> sp.csr_matrix:
     T = X.T.tocsr()
     T.sort_indices()
     return T
+
+
+def as_dense(X: Any, name: str, dtype: np.dtype | None = None) -> np.ndarray:
+    """A 2-D C-contiguous float32/float64 array with finite values; copies only when needed.
+
+    float64 stays float64 and other real dtypes become float32, unless ``dtype`` is given.
+    """
+    if sp.issparse(X):
+        raise TypeError(f"{name} must be a dense 2-D array, got a scipy.sparse matrix; use {name}.toarray()")
+    try:
+        X = np.asarray(X)
+    except Exception as exc:  # e.g. a CUDA tensor or an object that is not array-like
+        raise TypeError(f"{name} must be a 2-D array of real numbers, got {type(X).__name__}: {exc}") from None
+    if X.ndim != 2:
+        raise ValueError(f"{name} must be 2-D, got shape {X.shape}")
+    dtype = value_dtype(X.dtype, name) if dtype is None else np.dtype(dtype)
+    X = np.ascontiguousarray(X, dtype=dtype)
+    if X.size and not (np.isfinite(X.max()) and np.isfinite(X.min())):  # max/min propagate NaN
+        raise ValueError(f"{name} contains NaN or infinite values")
+    return X
