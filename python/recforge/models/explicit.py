@@ -61,7 +61,7 @@ def predict_pairs(x: np.ndarray, y: np.ndarray, X: sp.csr_matrix, Xt: sp.csr_mat
     block_of = np.maximum(np.cumsum(raters[y[order]]) // MAX_EXPANDED,
                           np.cumsum(new_x) // max(1, MAX_DENSE_SIM // max(n_x, 1)))
     bounds = np.flatnonzero(np.r_[True, block_of[1:] != block_of[:-1], True]) if P else np.array([0])
-    identity = sp.identity(n_x, dtype=np.float64, format="csr")
+    identity = sp.identity(n_x, dtype=S.dtype, format="csr")
     for a, b in zip(bounds[:-1], bounds[1:]):
         q = order[a:b]
         _accumulate(q, x, y, Xt, S, identity, k, stats, num, den, actual_k, num_threads)
@@ -72,30 +72,30 @@ def _accumulate(q, x, y, Xt, S, identity, k, stats, num, den, actual_k, num_thre
     """Neighbour sums of the pairs q: sum of s and of s * (r - centre) over the k best raters."""
     n_x = S.shape[0]
     ux, pos = np.unique(x[q], return_inverse=True)
-    D = S[ux].toarray().astype(np.float64)
-    qy = y[q]
+    D = S[ux].toarray()
+    qx, qy = x[q], y[q]
     cnt = Xt.indptr[qy + 1] - Xt.indptr[qy]
-    owner = np.repeat(np.arange(q.size), cnt)
-    at = np.arange(owner.size) - np.repeat(np.cumsum(cnt) - cnt, cnt) + np.repeat(Xt.indptr[qy], cnt)
-    x2 = Xt.indices[at].astype(np.int64)
-    r = Xt.data[at].astype(np.float64)
-    s = D[pos[owner], x2]
-    s[x2 == x[q][owner]] = 1.0                 # Surprise's sim[x, x] = 1 (pairs rated in training)
-    keep = s > 0
-    owner, x2, r, s = owner[keep], x2[keep], r[keep], s[keep]
     indptr = np.zeros(q.size + 1, dtype=np.int64)
-    np.cumsum(np.bincount(owner, minlength=q.size), out=indptr[1:])
+    np.cumsum(cnt, out=indptr[1:])
+    owner = np.repeat(np.arange(q.size, dtype=np.int32), cnt)
+    x2 = Xt.indices[_concatenated_ranges(Xt.indptr[qy], cnt)]
+    s = D[pos[owner], x2]
+    # Surprise's sim[x, x] = 1: x is among y's raters when the pair was rated in training
+    own = _position_in_rows(Xt, qy, qx)
+    s[indptr[:-1][own >= 0] + own[own >= 0]] = 1.0
+    # row-wise top-k of the candidates (ties: smaller code) = their product with the identity;
+    # it drops zero entries and keeps negative ones (among the k best when few are positive)
     candidates = sp.csr_matrix((s, x2, indptr), shape=(q.size, n_x))
-    # the row-wise top-k of `candidates` (ties by smaller code) is its product with the identity;
-    # from it, each row's admission bar: the k-th best similarity and, among equal ones, the
-    # largest code admitted
-    best = similarity_topk(candidates, k, identity, metric="dot", num_threads=num_threads)
-    full = np.diff(best.indptr) >= k
-    last = best.indptr[1:] - 1
-    bar_s = np.where(full, best.data[np.maximum(last, 0)] if best.nnz else 0.0, -np.inf)
-    bar_x = np.where(full, best.indices[np.maximum(last, 0)] if best.nnz else 0, n_x)
-    chosen = (s > bar_s[owner]) | ((s == bar_s[owner]) & (x2 <= bar_x[owner]))
-    row_best, r_best, s_best, nb = owner[chosen], r[chosen], s[chosen], x2[chosen]
+    best = similarity_topk(candidates, k, identity, metric="dot", num_threads=num_threads).tocoo()
+    positive = best.data > 0
+    row_best, nb = best.row[positive], best.col[positive].astype(np.int64)
+    s_best = best.data[positive].astype(np.float64)
+    uy, ypos = np.unique(qy, return_inverse=True)
+    if uy.size * n_x <= MAX_DENSE_SIM:      # the block's ratings densely: one gather
+        r_best = Xt[uy].toarray()[ypos[row_best], nb].astype(np.float64)
+    else:
+        at_best = Xt.indptr[qy[row_best]] + _position_in_rows(Xt, qy[row_best], nb)
+        r_best = Xt.data[at_best].astype(np.float64)
     if stats.centering == "none":
         dev = r_best
     elif stats.centering == "mean":
@@ -105,6 +105,29 @@ def _accumulate(q, x, y, Xt, S, identity, k, stats, num, den, actual_k, num_thre
     num[q] = np.bincount(row_best, weights=s_best * dev, minlength=q.size)
     den[q] = np.bincount(row_best, weights=s_best, minlength=q.size)
     actual_k[q] = np.bincount(row_best, minlength=q.size)
+
+
+def _concatenated_ranges(starts: np.ndarray, counts: np.ndarray) -> np.ndarray:
+    """starts[0] .. starts[0]+counts[0]-1, starts[1] .. : one cumulative sum of unit steps."""
+    keep = counts > 0
+    starts, counts = starts[keep].astype(np.int64), counts[keep].astype(np.int64)
+    total = int(counts.sum())
+    if total == 0:
+        return np.zeros(0, dtype=np.int64)
+    step = np.ones(total, dtype=np.int64)
+    step[0] = starts[0]
+    step[np.cumsum(counts)[:-1]] = starts[1:] - (starts[:-1] + counts[:-1] - 1)
+    return np.cumsum(step)
+
+
+def _position_in_rows(M: sp.csr_matrix, rows: np.ndarray, cols: np.ndarray) -> np.ndarray:
+    """Offset of column cols[j] within row rows[j] of the canonical CSR M, or -1 when not stored."""
+    n = np.int64(M.shape[1])
+    keys = np.repeat(np.arange(M.shape[0], dtype=np.int64), np.diff(M.indptr)) * n + M.indices
+    if keys.size == 0:
+        return np.full(rows.size, -1, dtype=np.int64)
+    at = np.minimum(np.searchsorted(keys, rows * n + cols), keys.size - 1)
+    return np.where(keys[at] == rows * n + cols, at - M.indptr[rows], -1)
 
 
 def _estimate(x, y, X, Xt, num, den, actual_k, min_k, stats: RatingStats) -> np.ndarray:
