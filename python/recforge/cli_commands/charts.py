@@ -42,7 +42,8 @@ def bench_chart(rows: list[dict], path: Path, title: str) -> bool:
         sum(r["kernel"] == k for r in timed) for k in kernels) * len(kernels)), squeeze=False)
     for ax, kernel in zip(axes[:, 0], kernels):
         part = [r for r in timed if r["kernel"] == kernel]
-        labels = [r["implementation"] for r in part]
+        labels = [f"{r['implementation']} ({r['backend']}"
+                  + (f", {r['threads']} thr)" if r["threads"] else ")") for r in part]
         med = np.array([r["median_s"] for r in part])
         lo = med - np.array([r["min_s"] for r in part])
         hi = np.array([r["max_s"] for r in part]) - med
