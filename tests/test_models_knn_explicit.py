@@ -151,3 +151,11 @@ def test_ml100k_fold_rmse_mae_equal_surprise():
         rmse, mae = np.sqrt(np.mean((pred - tr) ** 2)), np.mean(np.abs(pred - tr))
         assert abs(rmse - want_rmse) < 0.005 and abs(mae - want_mae) < 0.005, (name, rmse, want_rmse)
         assert 0.9 < rmse < 1.02
+
+
+def test_a_repeated_rating_counts_once_with_its_latest_value():
+    # user 0 rated item 0 twice (2, then 5) and item 1 (3): its mean is (5 + 3) / 2 = 4
+    inter = Interactions.from_arrays([0, 0, 0, 1, 1], [0, 0, 1, 0, 2], [2.0, 5.0, 3.0, 4.0, 1.0],
+                                     timestamps=[1, 2, 1, 1, 1])
+    model = UserKNN(similarity="msd", feedback="explicit", centering="mean", min_k=100).fit(inter)
+    assert model.predict([0], [2], ids=True)[0] == pytest.approx(4.0)

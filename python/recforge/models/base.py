@@ -55,14 +55,15 @@ class NotFittedError(RuntimeError):
     """A method that needs a fitted model was called before ``fit``."""
 
 
-def as_user_items(data: Any, name: str = "data") -> tuple[sp.csr_matrix, IdMap, IdMap]:
-    """A canonical float32 users x items CSR (duplicates summed) and the two id maps.
+def as_user_items(data: Any, name: str = "data", duplicates: str = "sum") -> tuple[sp.csr_matrix, IdMap, IdMap]:
+    """A canonical float32 users x items CSR and the two id maps.
 
-    ``data`` is a :class:`recforge.data.Interactions` (its values, else 1 per interaction) or a
-    scipy sparse matrix (ids = codes).
+    ``data`` is a :class:`recforge.data.Interactions` (its values, else 1 per interaction;
+    repeated (user, item) rows combined by ``duplicates``: "sum" or "last") or a scipy sparse
+    matrix (ids = codes; duplicate entries summed).
     """
     if hasattr(data, "to_csr") and hasattr(data, "user_ids"):
-        R = data.to_csr()
+        R = data.to_csr(duplicates=duplicates)
         user_ids, item_ids = data.user_ids, data.item_ids
     elif sp.issparse(data) and data.ndim == 2:
         R = data
@@ -119,7 +120,7 @@ class Recommender:
     def fit(self, data: Any) -> "Recommender":
         """Learn from ``data`` (Interactions or users x items CSR); returns self."""
         self._check_params()
-        R, user_ids, item_ids = as_user_items(data)
+        R, user_ids, item_ids = as_user_items(data, duplicates=self._duplicates())
         self.user_items_ = R
         self.user_ids_, self.item_ids_ = user_ids, item_ids
         self.n_users_, self.n_items_ = R.shape
@@ -128,6 +129,10 @@ class Recommender:
 
     def _check_params(self) -> None:
         """Validate constructor arguments (called by fit, and by load)."""
+
+    def _duplicates(self) -> str:
+        """How repeated (user, item) interactions combine: "sum" (counts) or "last" (ratings)."""
+        return "last" if self.predicts_ratings else "sum"
 
     def _fit(self, R: sp.csr_matrix) -> None:
         raise NotImplementedError

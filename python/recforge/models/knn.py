@@ -206,7 +206,7 @@ class _NeighbourhoodModel(Recommender):
     def _recode(self, new: Any) -> sp.csr_matrix:
         """New interactions as a CSR in the model's codes (vocabulary extended with unseen ids)."""
         if hasattr(new, "to_csr") and hasattr(new, "user_ids"):
-            D = new.to_csr().tocoo()
+            D = new.to_csr(duplicates=self._duplicates()).tocoo()
             self.user_ids_, ucodes = _extend(self.user_ids_, new.user_ids)
             self.item_ids_, icodes = _extend(self.item_ids_, new.item_ids)
             shape = (len(self.user_ids_), len(self.item_ids_))
