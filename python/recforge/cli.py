@@ -34,9 +34,9 @@ def cli_libraries_present() -> bool:
 def main(argv: list[str] | None = None) -> int:
     """Run the command line ``argv`` (default: ``sys.argv[1:]``); returns the exit status."""
     argv = list(sys.argv[1:] if argv is None else argv)
+    if argv[:1] == ["info"]:        # always without typer/rich: fast, and works with numpy + scipy only
+        return run_info(argv[1:])
     if not cli_libraries_present():
-        if argv[:1] == ["info"]:
-            return run_info(argv[1:])
         if not argv or argv[0] in ("-h", "--help"):
             print(USAGE)
             return 0 if argv else 2

@@ -7,7 +7,7 @@ from typing import Any
 
 from recforge.cli_commands.console import stdout_console
 from recforge.cli_commands.errors import UserError
-from recforge.cli_commands.render import write_json
+from recforge.cli_commands.render import plain, write_json
 
 
 def parse_list(text: str | None, what: str) -> list[str] | None:
@@ -82,8 +82,8 @@ def bench(size: str, dataset: str | None, kernels: str | None, threads: str | No
         written = [out / "bench.json"]
         if bench_chart(report["rows"], out / "bench.png", f"recforge bench: {report['inputs']}"):
             written.append(out / "bench.png")
-        console.print("wrote " + ", ".join(str(p) for p in written), highlight=False)
-    console.print(f"bench finished in {time.perf_counter() - start:.1f} s", highlight=False)
+        console.print("wrote " + ", ".join(str(p) for p in written), highlight=False, markup=False)
+    console.print(f"bench finished in {time.perf_counter() - start:.1f} s", highlight=False, markup=False)
 
 
 def print_report(console, report: dict) -> None:
@@ -91,19 +91,19 @@ def print_report(console, report: dict) -> None:
 
     m = report["machine"]
     s = report["settings"]
-    console.print(f"inputs: {report['inputs']}", highlight=False)
+    console.print(f"inputs: {report['inputs']}", highlight=False, markup=False)
     console.print(f"machine: copy bandwidth {m['copy']['gb_per_s']:.1f} GB/s ({m['copy']['what']}); "
-                  f"GEMM {m['gemm']['gflop_per_s']:.1f} GFLOP/s ({m['gemm']['what']})", highlight=False)
+                  f"GEMM {m['gemm']['gflop_per_s']:.1f} GFLOP/s ({m['gemm']['what']})", highlight=False, markup=False)
     console.print(f"each time: median of {s['repeat']} runs after {s['warmup']} warm-up run(s); spread = "
-                  f"(max - min) / median; ratio = median / fastest agreeing peer's median", highlight=False)
+                  f"(max - min) / median; ratio = median / fastest agreeing peer's median", highlight=False, markup=False)
     if not m["cuda_usable"]:
-        console.print(f"cuda: not usable here: {m['cuda_reason']}", highlight=False)
+        console.print(f"cuda: not usable here: {m['cuda_reason']}", highlight=False, markup=False)
     if report["missing_kernels"]:
         console.print("not benchmarked (not in this build of recforge.kernels): "
-                      + ", ".join(report["missing_kernels"]), highlight=False)
+                      + ", ".join(report["missing_kernels"]), highlight=False, markup=False)
     for kernel in report["kernels"]:
         rows = [r for r in report["rows"] if r["kernel"] == kernel]
-        table = Table(title=f"{kernel}: {rows[0]['case']}" if rows else kernel, title_justify="left")
+        table = Table(title=plain(f"{kernel}: {rows[0]['case']}" if rows else kernel), title_justify="left")
         for col, justify in (("implementation", "left"), ("backend", "left"), ("threads", "right"),
                              ("median", "right"), ("spread", "right"), ("vs fastest peer", "right"),
                              ("GFLOP/s", "right"), ("GB/s", "right"), ("agrees", "left")):
@@ -113,12 +113,12 @@ def print_report(console, report: dict) -> None:
             timed = r["median_s"] is not None
             ratio = r["ratio_to_fastest_peer"]
             table.add_row(
-                r["implementation"], r["backend"], "-" if r["threads"] is None else str(r["threads"]),
+                plain(r["implementation"]), r["backend"], "-" if r["threads"] is None else str(r["threads"]),
                 f"{r['median_s'] * 1e3:.2f} ms" if timed else "-",
                 f"{r['spread'] * 100:.0f}%" if timed else "-",
                 f"{ratio:.2f}x" if ratio is not None else "-",
                 f"{r['gflop_per_s']:.1f}" if timed else "-", f"{r['gb_per_s']:.2f}" if timed else "-",
-                r["agrees"] or "-", table_note(r))
+                r["agrees"] or "-", plain(table_note(r)))
         console.print(table)
 
 

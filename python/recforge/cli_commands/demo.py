@@ -129,6 +129,9 @@ def run_demo(dataset: str = "ml-latest-small", models: str | None = None, *, spl
              data_dir: Any = None, download: bool = True, progress: bool = True):
     """(Prepared data, scores sorted by NDCG@10, skipped models with reasons)."""
     names = resolve_models(models)
+    dataset_entry(dataset)          # unknown names fail before any work starts
+    if split not in SPLITS:
+        raise UserError(f"unknown split {split!r}; choose one of {', '.join(SPLITS)}")
     explicit = models is not None
     with Steps(2 + 2 * len(names), "demo", progress) as steps:
         data = prepare(dataset, steps, split=split, seed=seed, data_dir=data_dir, download=download)

@@ -8,7 +8,7 @@ from typing import Any
 from recforge.cli_commands.console import stdout_console
 from recforge.cli_commands.demo import METRICS, example_users, run_demo
 from recforge.cli_commands.errors import UserError
-from recforge.cli_commands.render import examples_table, leaderboard_table, seconds, write_csv, write_json
+from recforge.cli_commands.render import examples_table, plain, leaderboard_table, seconds, write_csv, write_json
 
 CSV_COLUMNS = ["rank", "model", *METRICS, "fit_s", "recommend_s", "evaluate_s"]
 
@@ -24,16 +24,16 @@ def demo(dataset: str, models: str | None, out: Path | None, split: str, seed: i
         raise UserError("no model could be trained: " + "; ".join(f"{n}: {why}" for n, why in skipped))
     console = stdout_console()
     for line in data.protocol:
-        console.print(f"[dim]{line}[/dim]", highlight=False)
+        console.print(f"[dim]{plain(line)}[/dim]", highlight=False)
     console.print(leaderboard_table(scores, f"Leaderboard on {data.dataset} (full ranking, sorted by NDCG@10)"))
     best = scores[0]
     console.print(examples_table(example_users(data, best, seed=seed), best.model))
     for name, why in skipped:
-        console.print(f"skipped {name}: {why}", highlight=False)
+        console.print(f"skipped {name}: {why}", highlight=False, markup=False)
     if out is not None:
         written = write_outputs(out, data, scores, skipped)
-        console.print("wrote " + ", ".join(str(p) for p in written), highlight=False)
-    console.print(f"demo finished in {seconds(time.perf_counter() - start)}", highlight=False)
+        console.print("wrote " + ", ".join(str(p) for p in written), highlight=False, markup=False)
+    console.print(f"demo finished in {seconds(time.perf_counter() - start)}", highlight=False, markup=False)
 
 
 def write_outputs(out: Path, data, scores, skipped) -> list[Path]:

@@ -4,10 +4,11 @@ from __future__ import annotations
 from typing import Any
 
 from recforge.cli_commands.console import Steps, stdout_console
+from recforge.cli_commands.datasets import dataset_entry
 from recforge.cli_commands.demo import fit_and_score, prepare
 from recforge.cli_commands.errors import UserError
 from recforge.cli_commands.modelzoo import resolve_models
-from recforge.cli_commands.render import fmt, seconds
+from recforge.cli_commands.render import fmt, plain, seconds
 
 FULL_METRICS = ("ndcg", "recall", "precision", "hit_rate", "map", "mrr", "coverage")
 SAMPLED_METRICS = ("ndcg", "recall", "hit_rate", "mrr")
@@ -33,6 +34,7 @@ def evaluate_one(dataset: str, model: str, protocol: str, k: str, negatives: int
         raise UserError("--model takes one model; use `recforge demo --models A,B` to compare several")
     name = resolve_models(model)[0]
     ks = cutoffs(k)
+    dataset_entry(dataset)          # unknown names fail before any work starts
     names = FULL_METRICS if protocol == "full" else SAMPLED_METRICS
     metrics = [f"{m}@{kk}" for kk in ks for m in names]
     extra = {"n_negatives": negatives, "seed": seed} if protocol == "sampled" else {}
@@ -44,7 +46,7 @@ def evaluate_one(dataset: str, model: str, protocol: str, k: str, negatives: int
                               **extra)
     console = stdout_console()
     for line in data.protocol:
-        console.print(f"[dim]{line}[/dim]", highlight=False)
+        console.print(f"[dim]{plain(line)}[/dim]", highlight=False)
     label = "full ranking" if protocol == "full" else f"sampled, {negatives} negatives per user"
     table = Table(title=f"{name} on {data.dataset} ({label})", title_justify="left")
     table.add_column("metric", no_wrap=True)
@@ -56,4 +58,4 @@ def evaluate_one(dataset: str, model: str, protocol: str, k: str, negatives: int
                   seconds(score.recommend_s if protocol == "full" else score.evaluate_s))
     console.print(table)
     params = ", ".join(f"{k_}={v!r}" for k_, v in score.params.items() if k_ != "progress")
-    console.print(f"{name}({params})", highlight=False)
+    console.print(plain(f"{name}({params})"), highlight=False)

@@ -21,6 +21,13 @@ def seconds(value: float) -> str:
     return f"{value:.3f} s" if value < 10 else f"{value:.1f} s"
 
 
+def plain(text: Any) -> str:
+    """``text`` with rich markup escaped (titles such as "[REC] (2007)" print as they are)."""
+    from rich.markup import escape
+
+    return escape(str(text))
+
+
 def leaderboard_table(scores, title: str):
     from rich.table import Table
 
@@ -30,7 +37,7 @@ def leaderboard_table(scores, title: str):
         table.add_column(name, justify=justify, no_wrap=True)
     for rank, s in enumerate(scores, 1):
         m = s.metrics
-        table.add_row(str(rank), s.model, fmt(m["ndcg@10"]), fmt(m["recall@20"]), fmt(m["coverage@10"]),
+        table.add_row(str(rank), plain(s.model), fmt(m["ndcg@10"]), fmt(m["recall@20"]), fmt(m["coverage@10"]),
                       seconds(s.fit_s), seconds(s.recommend_s))
     return table
 
@@ -38,15 +45,15 @@ def leaderboard_table(scores, title: str):
 def examples_table(examples: list[dict], model: str):
     from rich.table import Table
 
-    table = Table(title=f"Example recommendations ({model}; * = an item the user really chose in test)",
+    table = Table(title=f"Example recommendations ({plain(model)}; * = an item the user really chose in test)",
                   title_justify="left", show_lines=True)
     table.add_column("user", no_wrap=True)
     table.add_column("liked in train (top rated)")
     table.add_column(f"top {len(examples[0]['recommendations']) if examples else 0} recommended")
     for ex in examples:
-        recs = "\n".join(f"{i}. {r['item']}{' *' if r['held_out'] else ''}"
+        recs = "\n".join(f"{i}. {plain(r['item'])}{' *' if r['held_out'] else ''}"
                          for i, r in enumerate(ex["recommendations"], 1))
-        table.add_row(f"{ex['user']}\n({ex['n_train']} train items)", "\n".join(ex["history"]), recs)
+        table.add_row(f"{ex['user']}\n({ex['n_train']} train items)", "\n".join(plain(h) for h in ex["history"]), recs)
     return table
 
 
