@@ -159,3 +159,20 @@ def test_a_repeated_rating_counts_once_with_its_latest_value():
                                      timestamps=[1, 2, 1, 1, 1])
     model = UserKNN(similarity="msd", feedback="explicit", centering="mean", min_k=100).fit(inter)
     assert model.predict([0], [2], ids=True)[0] == pytest.approx(4.0)
+
+
+@pytest.mark.parametrize("model_cls", [ItemKNN, UserKNN])
+def test_partial_fit_replaces_ratings_and_equals_refit(model_cls):
+    R = _continuous_ratings(seed=6)
+    rng = np.random.default_rng(7)
+    coo = R.tocoo()
+    again = rng.choice(coo.nnz, 5, replace=False)          # five ratings given anew
+    new = sp.csr_matrix((np.r_[1.0 + 4.0 * rng.random(5), [2.5, 4.0]],
+                         (np.r_[coo.row[again], [3, 30]], np.r_[coo.col[again], [24, 7]])), shape=R.shape)
+    params = dict(k=4, similarity="msd", feedback="explicit", centering="baseline", rating_range=(1, 5))
+    model = model_cls(**params).fit(R).partial_fit(new)
+    dense = R.toarray()
+    dense[new.nonzero()] = new.data
+    refit = model_cls(**params).fit(sp.csr_matrix(dense))
+    users, items = np.divmod(np.arange(R.shape[0] * R.shape[1]), R.shape[1])
+    np.testing.assert_allclose(model.predict(users, items), refit.predict(users, items), rtol=1e-6, atol=1e-6)
