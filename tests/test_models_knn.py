@@ -297,3 +297,18 @@ def test_fit_in_blocks_equals_one_call(monkeypatch):
 def test_bad_parameters_are_named(kwargs, message):
     with pytest.raises((ValueError, TypeError), match=message):
         ItemKNN(**kwargs).fit(random_user_items())
+
+
+@pytest.mark.parametrize("progress", [True, False])
+def test_fit_progress_bar_can_be_turned_off(monkeypatch, progress):
+    calls = []
+    real = neighbours_module.progress_bar
+
+    def recording(total, desc, enabled):
+        calls.append((total, enabled))
+        return real(total, desc, enabled)
+
+    monkeypatch.setattr(neighbours_module, "progress_bar", recording)
+    monkeypatch.setattr(neighbours_module, "BLOCK_ROWS", 7)
+    ItemKNN(k=3, progress=progress).fit(random_user_items(n_users=20, n_items=30))
+    assert calls == [(30, progress)]
