@@ -312,3 +312,20 @@ def test_fit_progress_bar_can_be_turned_off(monkeypatch, progress):
     monkeypatch.setattr(neighbours_module, "BLOCK_ROWS", 7)
     ItemKNN(k=3, progress=progress).fit(random_user_items(n_users=20, n_items=30))
     assert calls == [(30, progress)]
+
+
+@pytest.mark.parametrize("model_cls", [ItemKNN, UserKNN])
+@pytest.mark.parametrize("metric", ["cosine", "jaccard", "pearson", "msd", "adjusted_cosine", "bm25", "tfidf", "dot"])
+def test_every_similarity_scores_as_the_formula_says(model_cls, metric):
+    """Whatever the similarity, score = R S (item-based) or S R (user-based) with the model's
+    own neighbour lists (each checked against numpy above for cosine/jaccard/pearson and in the
+    kernel tests for the others), and every user gets exactly n items."""
+    R = random_user_items(n_users=30, n_items=22, seed=21)
+    model = model_cls(k=5, similarity=metric).fit(R)
+    S, D = model.similarity_.toarray().astype(np.float64), R.toarray().astype(np.float64)
+    assert (np.count_nonzero(S, axis=1) <= 5).all() and np.all(np.diag(S) == 0)
+    want = S @ D if model_cls is UserKNN else D @ S
+    u, i = np.divmod(np.arange(R.shape[0] * R.shape[1]), R.shape[1])
+    np.testing.assert_allclose(model.predict(u, i).reshape(R.shape), want, rtol=2e-5, atol=1e-5)
+    items, _ = model.recommend(np.arange(R.shape[0]), n=10)
+    assert (items >= 0).all()
