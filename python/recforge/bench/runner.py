@@ -6,7 +6,7 @@ import time
 from typing import Any, Callable
 
 from recforge.bench import machine
-from recforge.bench.cases import BUILDERS, KERNELS, Case
+from recforge.bench.cases import BUILDERS, KERNELS, Case, to_host
 from recforge.bench.inputs import BenchInputs
 from recforge.bench.timing import measure
 
@@ -56,13 +56,14 @@ def run_benchmark(inputs: BenchInputs, kernels: list[str] | None = None, threads
     copy = machine.copy_bandwidth(repeat)
     tick("machine: GEMM rate")
     gemm = machine.gemm_rate(repeat)
+    device = machine.cuda_rates(repeat) if cuda[0] else None
     rows: list[dict] = []
     for name, fn in found.items():
         tick(f"{name}: preparing inputs")
         case = BUILDERS[name](inputs, fn, threads, cuda, peers)
         rows += run_case(case, repeat, warmup, tick)
     return {
-        "machine": {"copy": copy, "gemm": gemm, "cores": threads[-1], "cuda_usable": cuda[0],
+        "machine": {"copy": copy, "gemm": gemm, "cuda_device": device, "cores": max(default_threads()), "cuda_usable": cuda[0],
                     "cuda_reason": cuda[1], "cpu_count": os.cpu_count()},
         "inputs": inputs.label,
         "settings": {"repeat": repeat, "warmup": warmup, "threads": threads, "peers": peers},
@@ -94,18 +95,19 @@ def run_case(case: Case, repeat: int, warmup: int, tick: Callable[[str], Any]) -
             continue
         row = _row(case, impl, timing, "")
         row["wall_s"] = time.perf_counter() - start
+        result = to_host(result)
         if reference is None:
             reference = result
             row["agrees"] = "reference"
-        elif impl.name == "recforge" and case.exact is not None and case.exact(reference, result):
+        elif impl.name.startswith("recforge") and case.exact is not None and case.exact(reference, result):
             row["agrees"] = "yes (identical)"
         else:
             ok, detail = case.agree(reference, result)
             row["agrees"] = "yes" if ok else "NO"
             row["agreement"] = detail
         rows.append(row)
-    peer_times = [r["median_s"] for r in rows if r["median_s"] is not None and r["implementation"] != "recforge"
-                  and r["agrees"] == "yes"]
+    peer_times = [r["median_s"] for r in rows if r["median_s"] is not None
+                  and not r["implementation"].startswith("recforge") and r["agrees"] == "yes"]
     fastest = min(peer_times) if peer_times else None
     for r in rows:
         r["ratio_to_fastest_peer"] = (r["median_s"] / fastest) if fastest and r["median_s"] is not None else None

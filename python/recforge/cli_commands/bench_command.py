@@ -96,6 +96,10 @@ def print_report(console, report: dict) -> None:
                   f"GEMM {m['gemm']['gflop_per_s']:.1f} GFLOP/s ({m['gemm']['what']})", highlight=False, markup=False)
     console.print(f"each time: median of {s['repeat']} runs after {s['warmup']} warm-up run(s); spread = "
                   f"(max - min) / median; ratio = median / fastest agreeing peer's median", highlight=False, markup=False)
+    if m.get("cuda_device"):
+        d = m["cuda_device"]
+        console.print(f"device {d['device']}: copy {d['copy_gb_per_s']:.0f} GB/s, GEMM {d['gemm_gflop_per_s']:.0f} "
+                      f"GFLOP/s ({d['what']})", highlight=False, markup=False)
     if not m["cuda_usable"]:
         console.print(f"cuda: not usable here: {m['cuda_reason']}", highlight=False, markup=False)
     if report["missing_kernels"]:

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import sys
+import threading
 import time
 from contextlib import contextmanager
 from typing import Iterator
@@ -25,8 +26,12 @@ def note(message: str) -> None:
 class Steps:
     """One tqdm bar over the named steps of a command; ``step(name)`` times each step.
 
-    Long steps inside (model fits, evaluation over users) show their own nested bars.
+    Long steps inside (model fits, evaluation over users) show their own nested bars. A
+    background thread redraws the bar twice a second, so the elapsed time keeps moving during
+    a step that reports no progress of its own (loading a large dataset, say).
     """
+
+    REFRESH_S = 0.5
 
     def __init__(self, total: int, desc: str, enabled: bool = True):
         from tqdm.auto import tqdm
@@ -35,6 +40,15 @@ class Steps:
                         bar_format="{desc}: {n_fmt}/{total_fmt} steps |{bar}| {elapsed}")
         self.prefix = desc
         self.seconds: dict[str, float] = {}
+        self._stop = threading.Event()
+        self._ticker = None
+        if enabled:
+            self._ticker = threading.Thread(target=self._redraw, daemon=True)
+            self._ticker.start()
+
+    def _redraw(self) -> None:
+        while not self._stop.wait(self.REFRESH_S):
+            self.bar.refresh()
 
     @contextmanager
     def step(self, name: str) -> Iterator[None]:
@@ -47,6 +61,9 @@ class Steps:
             self.bar.update(1)
 
     def close(self) -> None:
+        self._stop.set()
+        if self._ticker is not None:
+            self._ticker.join()
         self.bar.close()
 
     def __enter__(self) -> "Steps":

@@ -83,7 +83,8 @@ def prepare(dataset: str, steps: Steps, *, split: str = "random", seed: int = 0,
     with steps.step("clean + split"):
         if entry.pre_split:
             train, test = loaded
-            notes = [f"{entry.description}: the dataset's own train/test split, used as is"]
+            notes = [f"{entry.description}: the dataset's own train/test split, used as is "
+                     f"({train.n_users:,} users x {train.n_items:,} items)"]
         else:
             cleaned, report = clean(loaded, min_user_count=CORE, min_item_count=CORE)
             if len(cleaned) == 0:
