@@ -218,3 +218,20 @@ def test_gil_is_released_while_the_kernel_runs():
     worker.join()
     # With the GIL held for the whole kernel, this loop could only run between Python steps.
     assert ticks > 10_000
+
+
+@pytest.mark.parametrize("binary", [True, False])
+@pytest.mark.parametrize("k", [1, 4, 60])
+def test_long_rows_select_exactly(binary, k):
+    # rows with well over 1,000 candidates take the sampled-threshold selection path
+    rng = np.random.default_rng(11)
+    X = random_csr(rng, 1400, 12, 0.35, np.float32, integer=True)
+    if binary:
+        X.data[:] = 1.0
+    dense = X.toarray().astype(np.float64)
+    ref = dense @ dense.T
+    np.fill_diagonal(ref, 0.0)
+    S = similarity_topk(X, k, metric="dot")
+    for i in range(X.shape[0]):
+        row = S.getrow(i)
+        check_topk_row(row.indices, row.data, ref[i], k, 1e-4, forbidden=[i])

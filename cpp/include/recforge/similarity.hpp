@@ -130,6 +130,8 @@ template <class Policy, class T, class I, class J>
 class Kernel {
     using A = typename Policy::Acc;
     static constexpr int C = Policy::C;
+    // float32 scores with int32 indices select on packed 64-bit keys (see topk.hpp).
+    static constexpr bool kKeyed = std::is_same_v<T, float> && std::is_same_v<I, int32_t>;
 
 public:
     // exclude (optional, pattern only): row i never returns the columns stored in its row.
@@ -189,9 +191,11 @@ private:
         std::vector<uint64_t> mark;
         std::vector<uint8_t> excluded;
         std::vector<Scored<T, I>> best;  // all non-zero candidates of the row; the best k first
-        std::vector<uint64_t> keys;
+        std::vector<uint64_t> keys;      // the same candidates as packed keys (float32 / int32)
         std::vector<int64_t> seg_begin;
-        State(int64_t n, int64_t k) : acc(static_cast<size_t>(n * C), A(0)), best(static_cast<size_t>(n)) {
+        State(int64_t n, int64_t k)
+            : acc(static_cast<size_t>(n * C), A(0)), best(static_cast<size_t>(kKeyed ? k : n)),
+              keys(static_cast<size_t>(kKeyed ? n : 0)) {
             touched.reserve(static_cast<size_t>(n));
             mark.assign(static_cast<size_t>((n + 63) >> 6), 0);
             excluded.assign(static_cast<size_t>(n), 0);
@@ -233,7 +237,12 @@ private:
             for (int c = 0; c < C; ++c) a[c] = A(0);
             if (s == T(0)) return;
             on_pair(s, j);
-            if (!flag_excluded || !st.excluded[j]) st.best[nc++] = Scored<T, I>{s, static_cast<I>(j)};
+            if (flag_excluded && st.excluded[j]) return;
+            if constexpr (kKeyed) {
+                st.keys[nc++] = pack_best_first(s, static_cast<int32_t>(j));
+            } else {
+                st.best[nc++] = Scored<T, I>{s, static_cast<I>(j)};
+            }
         };
         // Rows with less work mark touched columns in a bitmap (branch-free, read back in
         // column order); very sparse rows keep a list of first touches instead.
@@ -269,7 +278,13 @@ private:
             }
         }
         if (flag_excluded) set_excluded_flags(i, st, 0);
-        return select_topk_row(st.best.data(), nc, static_cast<size_t>(k_), st.keys);
+        if constexpr (kKeyed) {
+            const size_t kept = select_topk_keys(st.keys.data(), nc, static_cast<size_t>(k_));
+            for (size_t t = 0; t < kept; ++t) st.best[t] = unpack_best_first(st.keys[t]);
+            return kept;
+        } else {
+            return select_topk(st.best.data(), nc, static_cast<size_t>(k_));
+        }
     }
 
     void set_excluded_flags(int64_t i, State& st, uint8_t value) const {

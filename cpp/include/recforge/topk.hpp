@@ -53,24 +53,30 @@ inline Scored<float, int32_t> unpack_best_first(uint64_t key) {
     return Scored<float, int32_t>{score, static_cast<int32_t>(key & 0xffffffffu)};
 }
 
-// select_topk for a whole row of candidates; the common float32 / int32 case selects on packed
-// integer keys (branch-light comparisons), the others on (score, index) pairs.
-template <class S, class I>
-inline size_t select_topk_row(Scored<S, I>* buf, size_t count, size_t k, std::vector<uint64_t>& keys) {
-    if constexpr (std::is_same_v<S, float> && std::is_same_v<I, int32_t>) {
-        if (count <= k && count < 16) return select_topk(buf, count, k);
-        keys.resize(count);
-        for (size_t t = 0; t < count; ++t) keys[t] = pack_best_first(buf[t].score, buf[t].index);
-        if (count > k) {
-            std::nth_element(keys.begin(), keys.begin() + k, keys.begin() + count);
-            count = k;
-        }
-        std::sort(keys.begin(), keys.begin() + count);
-        for (size_t t = 0; t < count; ++t) buf[t] = unpack_best_first(keys[t]);
-        return count;
-    } else {
-        return select_topk(buf, count, k);
+// Best k of count packed keys (ascending = best first), sorted at the front; returns how many.
+// Long rows first estimate a threshold from an evenly spaced sample (twice the expected rank
+// of the k-th best), move the keys that pass it to the front, and select among those only;
+// if fewer than k pass, the whole row is selected as usual. Exact either way.
+inline size_t select_topk_keys(uint64_t* keys, size_t count, size_t k) {
+    size_t pool = count;
+    constexpr size_t kSample = 256;
+    if (count > 8 * k && count >= 4 * kSample) {
+        uint64_t sample[kSample];
+        const size_t step = count / kSample;
+        for (size_t t = 0; t < kSample; ++t) sample[t] = keys[t * step];
+        const size_t rank = std::min(kSample - 1, (2 * k * kSample) / count + 1);
+        std::nth_element(sample, sample + rank, sample + kSample);
+        const uint64_t threshold = sample[rank];
+        const size_t passed = static_cast<size_t>(
+            std::partition(keys, keys + count, [threshold](uint64_t key) { return key <= threshold; }) - keys);
+        if (passed >= k) pool = passed;
     }
+    if (pool > k) {
+        std::nth_element(keys, keys + k, keys + pool);
+        pool = k;
+    }
+    std::sort(keys, keys + pool);
+    return pool;
 }
 
 // Streaming selection of the best k of a sequence, by batches: candidates that can still
