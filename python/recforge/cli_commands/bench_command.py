@@ -95,7 +95,9 @@ def print_report(console, report: dict) -> None:
     console.print(f"machine: copy bandwidth {m['copy']['gb_per_s']:.1f} GB/s ({m['copy']['what']}); "
                   f"GEMM {m['gemm']['gflop_per_s']:.1f} GFLOP/s ({m['gemm']['what']})", highlight=False, markup=False)
     console.print(f"each time: median of {s['repeat']} runs after {s['warmup']} warm-up run(s); spread = "
-                  f"(max - min) / median; ratio = median / fastest agreeing peer's median", highlight=False, markup=False)
+                  f"(max - min) / median; vs fastest peer = median / the fastest agreeing peer's median (below 1: "
+                  f"faster than every peer); GFLOP/s = useful flops / median; GB/s = minimum bytes read and written "
+                  f"/ median (formulas: recforge.bench.cases)", highlight=False, markup=False)
     if m.get("cuda_device"):
         d = m["cuda_device"]
         console.print(f"device {d['device']}: copy {d['copy_gb_per_s']:.0f} GB/s, GEMM {d['gemm_gflop_per_s']:.0f} "
