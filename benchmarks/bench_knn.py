@@ -167,6 +167,38 @@ def topn_benchmark(datasets: list[str], k: int, threads: int) -> None:
     print_table(rows, list(rows[0]))
 
 
+def partial_fit_benchmark(datasets: list[str], k: int, threads: int) -> None:
+    """ItemKNN.partial_fit with a few hundred new interactions against a full refit (checked equal)."""
+    rows = []
+    for dataset, n_new in ((d, m) for d in datasets for m in (20, 500)):
+        train, test = ml100k_split() if dataset == "ml100k" else gowalla_split()
+        R = train.to_csr(values=False)
+        T = test.to_csr(values=False).tocoo()
+        pick = np.random.default_rng(0).choice(T.nnz, min(n_new, T.nnz), replace=False)
+        new = sp.csr_matrix((np.ones(pick.size, np.float32), (T.row[pick], T.col[pick])), shape=R.shape)
+
+        def make():
+            return ItemKNN(k=k, similarity="cosine", num_threads=threads, progress=False)
+
+        base = make().fit(R)
+        state = base.similarity_, base.user_items_
+        def run_partial():
+            base.similarity_, base.user_items_ = state
+            base.n_users_, base.n_items_ = R.shape
+            return base.partial_fit(new).similarity_
+
+        partial_s, _, S_partial = measure(run_partial, repeat=3, warmup=0)
+        refit_s, _, refit = measure(lambda: make().fit(R + new), repeat=3, warmup=0)
+        diff = abs(S_partial - refit.similarity_).max()
+        assert diff < 1e-5, f"partial_fit differs from a refit by {diff}"
+        touched = np.unique(new.indices).size
+        rows.append({"dataset": dataset, "new interactions": pick.size, "items touched": touched,
+                     "partial_fit s": f"{partial_s:.3f}", "refit s": f"{refit_s:.3f}",
+                     "speed-up": f"{refit_s / partial_s:.1f}x", "max |difference|": f"{diff:.1e}"})
+    print(f"\nItemKNN(cosine, k={k}).partial_fit against a full refit, threads={threads}")
+    print_table(rows, list(rows[0]))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--folds", type=int, default=5)
@@ -180,6 +212,7 @@ def main() -> None:
         rating_benchmark(args.folds, args.threads, args.repeat)
     if args.datasets:
         topn_benchmark(args.datasets, args.k, args.threads)
+        partial_fit_benchmark(args.datasets, args.k, args.threads)
 
 
 if __name__ == "__main__":

@@ -22,11 +22,19 @@ def self_pattern(rows: np.ndarray, n: int) -> sp.csr_matrix:
 
 
 def all_neighbours(X: sp.csr_matrix, k: int | None, sim: dict, progress: bool, desc: str) -> sp.csr_matrix:
-    """For each row of X, its k most similar other rows (k=None: every non-zero one), best first."""
+    """For each row of X, its k most similar other rows (k=None: every non-zero one), best first.
+
+    Always computed row by row against Y = X (never the kernel's symmetric half product, which
+    rounds a pair's value once for both rows): every similarity is then the same bit for bit
+    however the rows are grouped, so block-wise fits and ``update_neighbours`` agree exactly
+    with a fit in one call, ties included. Pairwise metrics go in blocks of BLOCK_ROWS rows
+    behind a progress bar; the others need the whole matrix in one call (X's column means or
+    document frequencies come from X and Y together).
+    """
     n = X.shape[0]
     kk = max(n, 1) if k is None else k
     if n <= BLOCK_ROWS or sim["metric"] not in PAIRWISE_METRICS:
-        return similarity_topk(X, kk, **sim)
+        return similarity_topk(X, kk, X, exclude=self_pattern(np.arange(n), n), **sim)
     blocks = []
     with progress_bar(n, desc, progress) as bar:
         for start in range(0, n, BLOCK_ROWS):
@@ -41,10 +49,12 @@ def update_neighbours(S: sp.csr_matrix, X: sp.csr_matrix, touched: np.ndarray, k
     """The neighbour lists of X given those of an earlier X (``S``) that differed only in the
     rows ``touched`` (new rows are touched too), without recomputing all pairs.
 
-    For a pairwise metric only pairs with a touched row change. Rows that are touched, or whose
-    old list was full (k entries: what lay beyond it is unknown) and held a touched row, are
-    recomputed; every other row keeps its old entries towards untouched rows and gets fresh
-    similarities towards the touched rows, then its k best (ties by smaller index).
+    For a pairwise metric only pairs with a touched row change. Touched rows are recomputed.
+    Every other row gets fresh similarities towards the touched rows (one small product) and
+    keeps its old entries towards untouched rows; its new list is the k best of both (ties by
+    smaller index). That is exact unless the old list was full (k entries: what lay beyond it
+    is unknown) and fewer than k candidates still rank at or above its last entry: such rows
+    are recomputed too. Relies on the lists being stored best first, as every fit leaves them.
     """
     n = X.shape[0]
     if S.shape != (n, n):
@@ -55,28 +65,49 @@ def update_neighbours(S: sp.csr_matrix, X: sp.csr_matrix, touched: np.ndarray, k
         return S
     if sim["metric"] not in PAIRWISE_METRICS:
         return all_neighbours(X, k, sim, False, "")
+    kk = max(n, 1) if k is None else k
     is_touched = np.zeros(n, dtype=bool)
     is_touched[touched] = True
     lengths = np.diff(S.indptr)
     owner = np.repeat(np.arange(n), lengths)
-    holds_touched = np.bincount(owner[is_touched[S.indices]], minlength=n) > 0
-    full = lengths >= (k if k is not None else n)
-    redo = np.flatnonzero(is_touched | (full & holds_touched))
-    rest = np.flatnonzero(~(is_touched | (full & holds_touched)))
-    kk = max(n, 1) if k is None else k
+    # only rows sharing a column with a touched row can have a similarity towards one
+    by_column = X[touched].T.tocsr()
+    shared = np.flatnonzero(np.diff(by_column.indptr))
+    near = np.zeros(n, dtype=bool)
+    near[X.T.tocsr()[shared].indices] = True
+    others = np.flatnonzero(near & ~is_touched)
+    towards = similarity_topk(X[others], touched.size, X[touched], **sim).tocoo()
+    t_rows, t_cols, t_vals = others[towards.row], touched[towards.col], towards.data
+    # A full old list (k entries) hides what lies beyond its last entry (its "bar"); the merge
+    # is exact when at least k candidates still rank at or above that bar: the kept untouched
+    # entries (all did) and the touched ones whose fresh value does.
+    full = lengths >= kk
+    last = np.maximum(S.indptr[1:] - 1, 0)
+    bar_value = np.where(full, S.data[last] if S.nnz else 0, -np.inf).astype(np.float64)
+    bar_index = np.where(full, S.indices[last] if S.nnz else 0, n)
+    kept = np.bincount(owner[~is_touched[S.indices]], minlength=n)
+    above = (t_vals > bar_value[t_rows]) | ((t_vals == bar_value[t_rows]) & (t_cols <= bar_index[t_rows]))
+    rising = np.bincount(t_rows[above], minlength=n)
+    recompute = is_touched | (full & (kept + rising < kk))
+    redo = np.flatnonzero(recompute)
 
-    fresh = similarity_topk(X[redo], kk, X, exclude=self_pattern(redo, n), **sim).tocoo()
-    towards = similarity_topk(X[rest], touched.size, X[touched], **sim).tocoo()
-    keep_old = ~is_touched[S.indices] & ~np.isin(owner, redo, assume_unique=False)
-    rows = np.concatenate([redo[fresh.row], rest[towards.row], owner[keep_old]])
-    cols = np.concatenate([fresh.col, touched[towards.col], S.indices[keep_old]])
-    vals = np.concatenate([fresh.data, towards.data, S.data[keep_old]]).astype(S.dtype if S.nnz else fresh.data.dtype)
-    order = np.lexsort((cols, -vals.astype(np.float64), rows))
-    rows, cols, vals = rows[order], cols[order], vals[order]
-    counts = np.bincount(rows, minlength=n)
-    rank = np.arange(rows.size) - np.repeat(np.cumsum(counts) - counts, counts)
-    keep = rank < kk
-    rows, cols, vals = rows[keep], cols[keep], vals[keep]
-    indptr = np.zeros(n + 1, dtype=np.int64)
-    np.cumsum(np.bincount(rows, minlength=n), out=indptr[1:])
-    return sp.csr_matrix((vals, cols, indptr), shape=(n, n))
+    fresh = similarity_topk(X[redo], kk, X, exclude=self_pattern(redo, n), **sim)
+    # rows near a touched one: the k best of their kept old entries and their fresh ones towards
+    # touched rows, selected by the kernel (a row-wise top-k is the product with the identity);
+    # the lists of all other rows stay as they are
+    merge = near & ~recompute
+    keep_towards = merge[t_rows]
+    keep_old = ~is_touched[S.indices] & merge[owner]
+    rows = np.concatenate([t_rows[keep_towards], owner[keep_old]])
+    cols = np.concatenate([t_cols[keep_towards], S.indices[keep_old]])
+    vals = np.concatenate([t_vals[keep_towards], S.data[keep_old]]).astype(fresh.dtype)
+    merged_rows = np.flatnonzero(merge)
+    slot = np.full(n, -1, dtype=np.int64)
+    slot[merged_rows] = np.arange(merged_rows.size)
+    candidates = sp.csr_matrix((vals, (slot[rows], cols)), shape=(merged_rows.size, n))
+    merged = similarity_topk(candidates, kk, sp.identity(n, dtype=fresh.dtype, format="csr"), metric="dot",
+                             num_threads=sim["num_threads"])
+    pick = np.arange(n)
+    pick[merged_rows] = n + np.arange(merged_rows.size)
+    pick[redo] = n + merged_rows.size + np.arange(redo.size)
+    return sp.vstack([S.astype(fresh.dtype), merged, fresh], format="csr")[pick]
