@@ -14,6 +14,8 @@
 
 #include <algorithm>
 #include <cstdint>
+#include <cstdlib>
+#include <string>
 
 #include "api.hpp"
 #include "common.cuh"
@@ -121,16 +123,16 @@ struct MsdPolicy {
     }
 };
 
-constexpr int kAccumulateThreads = 128;
+constexpr int kAccumulateThreads = 512;  // few rows in flight at once keeps their channels in cache
 constexpr int kSelectWarps = 4;
 
+// Adds x_iu * y_ju into channel[j] for every stored x_iu of row i (warps take entries in turn,
+// lanes walk row u of Yt).
 template <class P, class T>
-__global__ void accumulate_kernel(const int64_t* __restrict__ xp, const int32_t* __restrict__ xi,
-                                  const T* __restrict__ xd, const int64_t* __restrict__ tp,
-                                  const int32_t* __restrict__ ti, const T* __restrict__ td, int64_t n,
-                                  int64_t row0, typename P::Acc* __restrict__ acc) {
-    const int64_t i = row0 + blockIdx.x;
-    typename P::Acc* a = acc + static_cast<int64_t>(blockIdx.x) * P::C * n;
+__device__ __forceinline__ void accumulate_row(const int64_t* __restrict__ xp, const int32_t* __restrict__ xi,
+                                               const T* __restrict__ xd, const int64_t* __restrict__ tp,
+                                               const int32_t* __restrict__ ti, const T* __restrict__ td,
+                                               int64_t n, int64_t i, typename P::Acc* a) {
     const int warp = threadIdx.x / kWarp, lane = threadIdx.x % kWarp, warps = blockDim.x / kWarp;
     const int64_t end = xp[i + 1];
     for (int64_t p = xp[i] + warp; p < end; p += warps) {
@@ -141,6 +143,35 @@ __global__ void accumulate_kernel(const int64_t* __restrict__ xp, const int32_t*
             P::add(a, n, static_cast<int64_t>(ti[q]), xv, td ? td[q] : T(1));
         }
     }
+}
+
+// Channels accumulated straight into the (zeroed) dense tile in global memory.
+template <class P, class T>
+__global__ void __launch_bounds__(kAccumulateThreads) accumulate_kernel(
+    const int64_t* __restrict__ xp, const int32_t* __restrict__ xi, const T* __restrict__ xd,
+    const int64_t* __restrict__ tp, const int32_t* __restrict__ ti, const T* __restrict__ td, int64_t n,
+    int64_t row0, typename P::Acc* __restrict__ acc) {
+    accumulate_row<P, T>(xp, xi, xd, tp, ti, td, n, row0 + blockIdx.x,
+                         acc + static_cast<int64_t>(blockIdx.x) * P::C * n);
+}
+
+// When a row's channels fit in shared memory: accumulate there (fast atomics), then store the
+// row into the tile with coalesced writes (no memset of the tile needed).
+template <class P, class T>
+__global__ void __launch_bounds__(kAccumulateThreads) accumulate_shared_kernel(
+    const int64_t* __restrict__ xp, const int32_t* __restrict__ xi, const T* __restrict__ xd,
+    const int64_t* __restrict__ tp, const int32_t* __restrict__ ti, const T* __restrict__ td, int64_t n,
+    int64_t row0, typename P::Acc* __restrict__ acc) {
+    using Acc = typename P::Acc;
+    extern __shared__ __align__(16) unsigned char shared_raw[];
+    Acc* s = reinterpret_cast<Acc*>(shared_raw);
+    const int64_t total = int64_t(P::C) * n;
+    for (int64_t t = threadIdx.x; t < total; t += blockDim.x) s[t] = Acc(0);
+    __syncthreads();
+    accumulate_row<P, T>(xp, xi, xd, tp, ti, td, n, row0 + blockIdx.x, s);
+    __syncthreads();
+    Acc* a = acc + static_cast<int64_t>(blockIdx.x) * total;
+    for (int64_t t = threadIdx.x; t < total; t += blockDim.x) a[t] = s[t];
 }
 
 template <class P, class T>
@@ -183,14 +214,37 @@ void run_policy(const SimilarityArgs& a, const Ctx<T>& ctx, cudaStream_t stream)
     Scratch<Acc> acc(size_t(tile) * P::C * n);
     Scratch<T> lists_s(size_t(tile) * 2 * k);
     Scratch<int64_t> lists_i(size_t(tile) * 2 * k);
+    // Shared-memory accumulation when one row's channels fit the per-block limit.
+    int device = 0, shared_optin = 0;
+    RECFORGE_CUDA_CHECK(cudaGetDevice(&device));
+    RECFORGE_CUDA_CHECK(cudaDeviceGetAttribute(&shared_optin, cudaDevAttrMaxSharedMemoryPerBlockOptin, device));
+    const size_t row_bytes = size_t(P::C) * n * sizeof(Acc);
+    // RECFORGE_CUDA_GLOBAL_ACCUMULATE=1 forces the global-memory path (tests use it to cover both).
+    const char* force_global = std::getenv("RECFORGE_CUDA_GLOBAL_ACCUMULATE");
+    const bool in_shared = row_bytes <= size_t(shared_optin) && !(force_global && force_global[0] == '1');
+    if (in_shared) {
+        RECFORGE_CUDA_CHECK(cudaFuncSetAttribute(accumulate_shared_kernel<P, T>,
+                                                 cudaFuncAttributeMaxDynamicSharedMemorySize,
+                                                 static_cast<int>(row_bytes)));
+    }
+    const auto* xp = as_ptr<const int64_t>(a.x_indptr);
+    const auto* xi = as_ptr<const int32_t>(a.x_indices);
+    const auto* xd = as_ptr<const T>(a.x_data);
+    const auto* tp = as_ptr<const int64_t>(a.yt_indptr);
+    const auto* ti = as_ptr<const int32_t>(a.yt_indices);
+    const auto* td = as_ptr<const T>(a.yt_data);
     for (int64_t row0 = 0; row0 < m; row0 += tile) {
         const int64_t rows = std::min(tile, m - row0);
-        RECFORGE_CUDA_CHECK(cudaMemsetAsync(acc.get(), 0, size_t(rows) * P::C * n * sizeof(Acc), stream));
-        accumulate_kernel<P, T><<<static_cast<unsigned>(rows), kAccumulateThreads, 0, stream>>>(
-            as_ptr<const int64_t>(a.x_indptr), as_ptr<const int32_t>(a.x_indices), as_ptr<const T>(a.x_data),
-            as_ptr<const int64_t>(a.yt_indptr), as_ptr<const int32_t>(a.yt_indices), as_ptr<const T>(a.yt_data),
-            n, row0, acc.get());
-        RECFORGE_CUDA_LAUNCHED(accumulate_kernel);
+        if (in_shared) {
+            accumulate_shared_kernel<P, T><<<static_cast<unsigned>(rows), kAccumulateThreads, row_bytes, stream>>>(
+                xp, xi, xd, tp, ti, td, n, row0, acc.get());
+            RECFORGE_CUDA_LAUNCHED(accumulate_shared_kernel);
+        } else {
+            RECFORGE_CUDA_CHECK(cudaMemsetAsync(acc.get(), 0, size_t(rows) * row_bytes, stream));
+            accumulate_kernel<P, T><<<static_cast<unsigned>(rows), kAccumulateThreads, 0, stream>>>(
+                xp, xi, xd, tp, ti, td, n, row0, acc.get());
+            RECFORGE_CUDA_LAUNCHED(accumulate_kernel);
+        }
         select_kernel<P, T><<<static_cast<unsigned>(ceil_div(rows, kSelectWarps)), kSelectWarps * kWarp, 0, stream>>>(
             acc.get(), rows, n, row0, ctx, k, lists_s.get(), lists_i.get(), as_ptr<T>(a.out_scores),
             as_ptr<int64_t>(a.out_indices), as_ptr<int64_t>(a.out_counts));

@@ -10,6 +10,7 @@ Each raises :class:`recforge.backend.BackendUnavailableError` when CUDA cannot b
 from __future__ import annotations
 
 import operator
+import os
 from typing import Any, Sequence
 
 import numpy as np
@@ -21,6 +22,24 @@ from recforge.kernels._cuda_arrays import (Placement, check_dense, device_csr, i
                                            on_device)
 
 _INT32_MAX = int(np.iinfo(np.int32).max)
+
+
+def scratch_budget(requested: int = 0) -> int:
+    """Bytes a CUDA kernel may use for its largest scratch buffer (0 = automatic: a third of the
+    free device memory, at most 2 GiB). ``RECFORGE_CUDA_MEMORY_BUDGET`` overrides it (tests use it
+    to force many tiles)."""
+    env = os.environ.get("RECFORGE_CUDA_MEMORY_BUDGET", "").strip()
+    if requested:
+        return int(requested)
+    if env:
+        try:
+            value = int(env)
+        except ValueError:
+            raise ValueError(f"RECFORGE_CUDA_MEMORY_BUDGET must be a number of bytes, got {env!r}") from None
+        if value < 0:
+            raise ValueError(f"RECFORGE_CUDA_MEMORY_BUDGET must be >= 0, got {value}")
+        return value
+    return 0
 
 
 def _require_cuda(*arrays: Any) -> None:
@@ -38,19 +57,18 @@ def _check_index_range(shape: tuple, name: str) -> None:
 def similarity_core_cuda(xp: np.ndarray, xi: np.ndarray, xd: np.ndarray | None, m: int, d: int,
                          tp: np.ndarray, ti: np.ndarray, td: np.ndarray | None, n: int, kind: int,
                          count: bool, k: int, shrink: float, min_support: float, x_scale, y_scale,
-                         x_size, y_size, symmetric: bool, device_output: bool = False,
-                         memory_budget: int = 0):
+                         x_size, y_size, symmetric: bool, value_dtype: Any = np.float32,
+                         device_output: bool = False, memory_budget: int = 0):
     """The CUDA twin of ``_core.similarity_topk``: same prepared operands, returns a CSR.
 
+    ``value_dtype`` (float32 or float64) is the dtype of the prepared values and of the scores.
     The result's index dtype follows the CPU core (int32 unless the operands were int64 or the
     output is too large). ``device_output=True`` returns a cupyx.scipy.sparse CSR.
     """
     from recforge import _cuda
 
     _check_index_range((m, n, d), "the similarity operands")
-    value_dtype = np.dtype(xd.dtype if xd is not None else (x_scale.dtype if x_scale is not None else np.float32))
-    if td is not None:
-        value_dtype = np.dtype(td.dtype)
+    value_dtype = np.dtype(value_dtype)
     f64 = value_dtype == np.float64
     place = Placement()
     if device_output:
@@ -71,7 +89,7 @@ def similarity_core_cuda(xp: np.ndarray, xi: np.ndarray, xd: np.ndarray | None, 
         args["yt_indptr"].ptr, args["yt_indices"].ptr, args["yt_data"].ptr, n, kind, bool(count), k,
         float(shrink), float(min_support), args["x_scale"].ptr, args["y_scale"].ptr, args["x_size"].ptr,
         args["y_size"].ptr, bool(symmetric), f64, out_i.ptr, out_s.ptr, out_c.ptr, place.device, place.stream,
-        int(memory_budget))
+        scratch_budget(memory_budget))
     indices, scores, counts = place.result(out_i), place.result(out_s), place.result(out_c)
     xp_mod = place.namespace()
     total = int(counts.sum())
@@ -159,7 +177,7 @@ def dense_topk_cuda(Q: Any, V: Any, k: int, *, exclude: Any = None, metric: str 
     sp_, si = place.stage(ex_p, np.int64), place.stage(ex_i, np.int64)
     out_i, out_s = place.empty((m, kk), np.int64), place.empty((m, kk), np.float32)
     _cuda.dense_topk(q.ptr, vv.ptr, m, n, d, kk, sp_.ptr, si.ptr, out_i.ptr, out_s.ptr, place.device,
-                     place.stream, int(memory_budget))
+                     place.stream, scratch_budget(memory_budget))
     indices, scores = place.result(out_i), place.result(out_s)
     if kk < k:
         pad_i, pad_s = _padded(xp, place, m, k - kk)
