@@ -47,7 +47,7 @@ struct DotPolicy {
     static constexpr int C = Count ? 2 : 1;
     __device__ static void add(Acc* a, int64_t n, int64_t j, T x, T y) {
         atomicAdd(a + j, x * y);
-        if (Count) atomicAdd(a + n + j, Acc(1));
+        if constexpr (Count) atomicAdd(a + n + j, Acc(1));
     }
     __device__ static double score(const Acc* ch, int64_t i, int64_t j, const Ctx<T>& c) {
         double s = ch[0];
@@ -58,7 +58,7 @@ struct DotPolicy {
             const T t = ch[0] * c.x_scale[a];
             s = static_cast<double>(static_cast<T>(t * c.y_scale[b]));
         }
-        if (Count) {
+        if constexpr (Count) {
             if (ch[1] < c.min_support) return 0.0;
             s = shrunk(s, ch[1], c.shrink);
         }

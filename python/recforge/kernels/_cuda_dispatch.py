@@ -115,15 +115,24 @@ def similarity_topk_cuda(X: Any, k: int, Y: Any = None, **kwargs: Any):
 
 def _unit_rows(x: Any, place: Placement):
     """Rows scaled to unit L2 norm (all-zero rows stay zero), norms taken in float64 as on the CPU."""
-    xp = place.namespace() if on_device(x) or is_torch(x) else np
-    if xp.__name__ == "torch":
+    if is_torch(x):
+        import torch
+
         norms = (x.double() ** 2).sum(dim=1).sqrt()
-        inv = xp.where(norms > 0, 1.0 / norms, xp.zeros_like(norms)).to(x.dtype)
+        inv = torch.where(norms > 0, 1.0 / norms.clamp_min(1e-300), torch.zeros_like(norms)).to(x.dtype)
         return (x * inv[:, None]).contiguous()
-    norms = xp.sqrt(xp.einsum("ij,ij->i", x, x, dtype=np.float64))
+    if on_device(x):
+        from recforge.kernels._cuda_arrays import as_cupy
+
+        x = as_cupy(x)
+        cupy = place.namespace()
+        norms = cupy.sqrt((x.astype(np.float64) ** 2).sum(axis=1))
+        inv = cupy.where(norms > 0, 1.0 / cupy.where(norms > 0, norms, 1.0), 0.0)
+        return cupy.ascontiguousarray(x * inv[:, None].astype(x.dtype))
+    norms = np.sqrt(np.einsum("ij,ij->i", x, x, dtype=np.float64))  # as the CPU kernel does
     with np.errstate(divide="ignore"):
-        inv = xp.where(norms > 0, 1.0 / xp.where(norms > 0, norms, 1.0), 0.0)
-    return xp.ascontiguousarray(x * inv[:, None].astype(x.dtype))
+        inv = np.where(norms > 0, 1.0 / norms, 0.0)
+    return np.ascontiguousarray(x * inv[:, None].astype(x.dtype))
 
 
 def _exclusion(exclude: Any, m: int, n: int):
