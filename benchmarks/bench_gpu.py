@@ -4,8 +4,8 @@ One process, same inputs; results are checked to agree before a time is printed.
 
 - ``copy``: the device's measured copy bandwidth (bytes read + written by a device-to-device
   copy of 2 GiB), the yardstick of the propagate target.
-- ``similarity``: item-item cosine, k=50, on a seeded power-law 138,000 x 27,000 matrix with
-  20M interactions: CUDA vs the CPU kernel at ``--cpu-threads`` (2 = the target's baseline).
+- ``similarity``: item-item cosine, k=50, on a seeded power-law 138,000 users x 27,000 items
+  matrix with 20M interactions: CUDA vs the CPU kernel at ``--cpu-threads`` (2 = the target's baseline).
   Target: CUDA >= 20x the 2-thread CPU kernel.
 - ``dense``: dense_topk, 200,000 queries x 1,000,000 items x 64 dims, k=100, inputs already on
   the GPU: recforge CUDA vs torch ``mm`` + ``topk`` over query chunks (TF32 off, so both are
@@ -63,31 +63,45 @@ def median_time(fn: Callable[[], object], repeat: int = 3, warmup: int = 1) -> t
 
 
 def powerlaw(n_users: int, n_items: int, nnz: int, seed: int = 0) -> sp.csr_matrix:
-    """The seeded power-law users x items matrix of benchmarks/common.py (same generator)."""
-    try:
-        from common import powerlaw_interactions
+    """A seeded binary users x items matrix with exactly ``nnz`` interactions, power-law degrees.
 
-        return powerlaw_interactions(n_users, n_items, nnz, seed=seed)
-    except ImportError:
-        pass
+    1.3 x nnz pairs are drawn with probabilities proportional to rank^-1 on both sides (ranks
+    shuffled), duplicates dropped, topped up with uniform pairs if short, then nnz of them kept.
+    One vectorised pass (the iterative generator of benchmarks/common.py takes minutes at 20M).
+    Cached as .npz under $RECFORGE_BENCH_CACHE (default: the temp dir), so the sections of one
+    GPU check generate it once.
+    """
+    import tempfile
+
+    cache = os.environ.get("RECFORGE_BENCH_CACHE") or os.path.join(tempfile.gettempdir(), "recforge_bench")
+    path = os.path.join(cache, f"powerlaw_{n_users}_{n_items}_{nnz}_{seed}.npz")
+    if os.path.exists(path):
+        return sp.load_npz(path).tocsr()
     rng = np.random.default_rng(seed)
 
-    def weights(n: int) -> np.ndarray:
+    def cdf(n: int) -> np.ndarray:
         w = np.arange(1, n + 1, dtype=np.float64) ** -1.0
         w = w[rng.permutation(n)]
         return np.cumsum(w / w.sum())
 
-    cu, ci = weights(n_users), weights(n_items)
-    keys = np.empty(0, dtype=np.int64)
+    cu, ci = cdf(n_users), cdf(n_items)
+    draw = int(nnz * 1.3)
+    u = np.minimum(np.searchsorted(cu, rng.random(draw)), n_users - 1)
+    i = np.minimum(np.searchsorted(ci, rng.random(draw)), n_items - 1)
+    keys = np.unique(u.astype(np.int64) * n_items + i)
     while keys.size < nnz:
-        draw = int((nnz - keys.size) * 1.15) + 1000
-        u = np.minimum(np.searchsorted(cu, rng.random(draw)), n_users - 1)
-        i = np.minimum(np.searchsorted(ci, rng.random(draw)), n_items - 1)
-        keys = np.unique(np.concatenate([keys, u.astype(np.int64) * n_items + i]))
-    keys = rng.choice(keys, size=nnz, replace=False) if keys.size > nnz else keys
-    keys.sort()
-    return sp.csr_matrix((np.ones(keys.size, dtype=np.float32), (keys // n_items, keys % n_items)),
-                         shape=(n_users, n_items))
+        extra = rng.integers(0, n_users * n_items, int((nnz - keys.size) * 1.2) + 1000, dtype=np.int64)
+        keys = np.union1d(keys, extra)
+    if keys.size > nnz:
+        keys = np.sort(keys[rng.permutation(keys.size)[:nnz]])
+    R = sp.csr_matrix((np.ones(nnz, dtype=np.float32), (keys // n_items, keys % n_items)), shape=(n_users, n_items))
+    try:
+        os.makedirs(cache, exist_ok=True)
+        sp.save_npz(path + ".tmp.npz", R, compressed=False)
+        os.replace(path + ".tmp.npz", path)
+    except OSError:
+        pass
+    return R
 
 
 def normalized_adjacency(R: sp.csr_matrix) -> sp.csr_matrix:

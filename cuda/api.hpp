@@ -44,13 +44,14 @@ void copy_to_host(void* dst, uintptr_t src, size_t nbytes, int device, uintptr_t
 void copy_device(uintptr_t dst, uintptr_t src, size_t nbytes, int device, uintptr_t stream);
 size_t free_memory(int device);
 
-// similarity_topk: X (m x d CSR) against Y given as Yt (d x n CSR). indptr int64, indices
-// int32, values float32 (f64=false) or float64. Writes k (score, index) per row, best first,
-// into out_scores / out_indices (int64) and the number kept per row into out_counts (int64).
+// similarity_topk: X (m x d CSR) against the rows of Y (n x d CSR; transposed on the device).
+// indptr int64, indices int32, values float32 (f64=false) or float64 (data may be 0 = all ones).
+// Writes k (score, index) per row, best first, into out_scores / out_indices (int64) and the
+// number kept per row into out_counts (int64).
 struct SimilarityArgs {
     uintptr_t x_indptr = 0, x_indices = 0, x_data = 0;
     int64_t m = 0, d = 0;
-    uintptr_t yt_indptr = 0, yt_indices = 0, yt_data = 0;
+    uintptr_t y_indptr = 0, y_indices = 0, y_data = 0;
     int64_t n = 0;
     int kind = 0;
     bool count = false;

@@ -1,6 +1,7 @@
 // similarity_topk on the GPU: the same metrics, operands and tie rule as the CPU core
 // (cpp/include/recforge/similarity.hpp), computed tile by tile:
 //
+//   0. transpose Y on the device (Yt: for each dimension, the rows of Y that store it);
 //   1. accumulate: for a tile of X rows, a block per row forms the row's similarity channels
 //      against every row of Y in a dense tile (rows x channels x n) in device memory: warps take
 //      the row's stored entries (x_iu) in turn, lanes walk row u of Yt (coalesced) and add
@@ -10,6 +11,7 @@
 //      the warp-level streaming top-k of topk.cuh.
 //
 // Scores equal the CPU's up to the order of floating-point additions (exact for 0/1 data).
+#include <cub/device/device_scan.cuh>
 #include <cuda_runtime.h>
 
 #include <algorithm>
@@ -123,6 +125,71 @@ struct MsdPolicy {
     }
 };
 
+// Yt = Y transposed, built on the device: count entries per column, exclusive scan (CUB, header
+// only), scatter with an atomic cursor per column. The order of entries within a row of Yt is
+// arbitrary, which the accumulation (atomic adds) does not care about.
+__global__ void count_columns_kernel(const int32_t* __restrict__ indices, int64_t nnz,
+                                     unsigned long long* __restrict__ counts) {
+    for (int64_t p = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; p < nnz; p += int64_t(gridDim.x) * blockDim.x)
+        atomicAdd(counts + indices[p], 1ull);
+}
+
+template <class T>
+__global__ void scatter_transpose_kernel(const int64_t* __restrict__ yp, const int32_t* __restrict__ yi,
+                                         const T* __restrict__ yd, int64_t rows,
+                                         unsigned long long* __restrict__ cursor, int32_t* __restrict__ ti,
+                                         T* __restrict__ td) {
+    const int64_t warps = int64_t(gridDim.x) * (blockDim.x / kWarp);
+    const int lane = threadIdx.x % kWarp;
+    for (int64_t r = blockIdx.x * int64_t(blockDim.x / kWarp) + threadIdx.x / kWarp; r < rows; r += warps) {
+        for (int64_t p = yp[r] + lane; p < yp[r + 1]; p += kWarp) {
+            const unsigned long long at = atomicAdd(cursor + yi[p], 1ull);
+            ti[at] = static_cast<int32_t>(r);
+            if (td) td[at] = yd[p];
+        }
+    }
+}
+
+template <class T>
+struct DeviceCsr {
+    Scratch<int64_t> indptr;
+    Scratch<int32_t> indices;
+    Scratch<T> data;
+};
+
+// Y (rows x cols CSR with nnz entries) transposed into t (cols x rows).
+template <class T>
+void transpose_on_device(const int64_t* yp, const int32_t* yi, const T* yd, int64_t rows, int64_t cols,
+                         int64_t nnz, DeviceCsr<T>& t, cudaStream_t stream) {
+    t.indptr.reset(size_t(cols) + 1);
+    t.indices.reset(size_t(std::max<int64_t>(nnz, 1)));
+    if (yd) t.data.reset(size_t(std::max<int64_t>(nnz, 1)));
+    Scratch<unsigned long long> counts(size_t(cols) + 1);
+    RECFORGE_CUDA_CHECK(cudaMemsetAsync(counts.get(), 0, (size_t(cols) + 1) * sizeof(unsigned long long), stream));
+    if (nnz > 0) {
+        const unsigned blocks = static_cast<unsigned>(std::min<int64_t>(ceil_div(nnz, 256), 65535));
+        count_columns_kernel<<<blocks, 256, 0, stream>>>(yi, nnz, counts.get());
+        RECFORGE_CUDA_LAUNCHED(count_columns_kernel);
+    }
+    // indptr[0] = 0, indptr[c + 1] = counts[0] + ... + counts[c]: an exclusive scan of cols + 1
+    // counts whose last count is 0.
+    auto* out = reinterpret_cast<unsigned long long*>(t.indptr.get());
+    size_t temp_bytes = 0;
+    RECFORGE_CUDA_CHECK(cub::DeviceScan::ExclusiveSum(nullptr, temp_bytes, counts.get(), out, cols + 1, stream));
+    Scratch<unsigned char> temp(std::max<size_t>(temp_bytes, 1));
+    RECFORGE_CUDA_CHECK(cub::DeviceScan::ExclusiveSum(temp.get(), temp_bytes, counts.get(), out, cols + 1, stream));
+    // The cursor of column c starts at indptr[c].
+    RECFORGE_CUDA_CHECK(cudaMemcpyAsync(counts.get(), out, size_t(cols) * sizeof(unsigned long long),
+                                        cudaMemcpyDeviceToDevice, stream));
+    if (nnz > 0 && rows > 0) {
+        const unsigned blocks = static_cast<unsigned>(std::min<int64_t>(ceil_div(rows, 8), 65535));
+        scatter_transpose_kernel<T><<<blocks, 256, 0, stream>>>(yp, yi, yd, rows, counts.get(), t.indices.get(),
+                                                                 yd ? t.data.get() : nullptr);
+        RECFORGE_CUDA_LAUNCHED(scatter_transpose_kernel);
+    }
+    RECFORGE_CUDA_CHECK(cudaStreamSynchronize(stream));  // before `counts` and `temp` are freed
+}
+
 constexpr int kAccumulateThreads = 512;  // few rows in flight at once keeps their channels in cache
 constexpr int kSelectWarps = 4;
 
@@ -208,18 +275,35 @@ template <class P, class T>
 void run_policy(const SimilarityArgs& a, const Ctx<T>& ctx, cudaStream_t stream) {
     using Acc = typename P::Acc;
     const int64_t m = a.m, n = a.n, k = a.k;
-    const size_t per_row = size_t(P::C) * n * sizeof(Acc) + size_t(2 * k) * (sizeof(T) + sizeof(int64_t));
+    // Yt (d x n): for every dimension u, the rows j of Y that store it.
+    DeviceCsr<T> yt;
+    int64_t y_nnz = 0;
+    RECFORGE_CUDA_CHECK(cudaMemcpyAsync(&y_nnz, as_ptr<const int64_t>(a.y_indptr) + n, sizeof(int64_t),
+                                        cudaMemcpyDeviceToHost, stream));
+    RECFORGE_CUDA_CHECK(cudaStreamSynchronize(stream));
+    transpose_on_device<T>(as_ptr<const int64_t>(a.y_indptr), as_ptr<const int32_t>(a.y_indices),
+                           as_ptr<const T>(a.y_data), n, a.d, y_nnz, yt, stream);
+    const int64_t* tp = yt.indptr.get();
+    const int32_t* ti = yt.indices.get();
+    const T* td = a.y_data ? yt.data.get() : nullptr;
+    const auto* xp = as_ptr<const int64_t>(a.x_indptr);
+    const auto* xi = as_ptr<const int32_t>(a.x_indices);
+    const auto* xd = as_ptr<const T>(a.x_data);
+
+    // Rows per tile: the dense channels of a tile plus its rows' top-k lists fit the budget.
+    const size_t row_bytes = size_t(P::C) * n * sizeof(Acc);
+    const size_t per_row = row_bytes + size_t(2 * k) * (sizeof(T) + sizeof(int64_t));
     const size_t budget = scratch_budget(a.memory_budget);
     const int64_t tile = std::max<int64_t>(1, std::min<int64_t>(m, static_cast<int64_t>(budget / per_row)));
     Scratch<Acc> acc(size_t(tile) * P::C * n);
     Scratch<T> lists_s(size_t(tile) * 2 * k);
     Scratch<int64_t> lists_i(size_t(tile) * 2 * k);
+
     // Shared-memory accumulation when one row's channels fit the per-block limit.
+    // RECFORGE_CUDA_GLOBAL_ACCUMULATE=1 forces the global-memory path (tests use it to cover both).
     int device = 0, shared_optin = 0;
     RECFORGE_CUDA_CHECK(cudaGetDevice(&device));
     RECFORGE_CUDA_CHECK(cudaDeviceGetAttribute(&shared_optin, cudaDevAttrMaxSharedMemoryPerBlockOptin, device));
-    const size_t row_bytes = size_t(P::C) * n * sizeof(Acc);
-    // RECFORGE_CUDA_GLOBAL_ACCUMULATE=1 forces the global-memory path (tests use it to cover both).
     const char* force_global = std::getenv("RECFORGE_CUDA_GLOBAL_ACCUMULATE");
     const bool in_shared = row_bytes <= size_t(shared_optin) && !(force_global && force_global[0] == '1');
     if (in_shared) {
@@ -227,12 +311,6 @@ void run_policy(const SimilarityArgs& a, const Ctx<T>& ctx, cudaStream_t stream)
                                                  cudaFuncAttributeMaxDynamicSharedMemorySize,
                                                  static_cast<int>(row_bytes)));
     }
-    const auto* xp = as_ptr<const int64_t>(a.x_indptr);
-    const auto* xi = as_ptr<const int32_t>(a.x_indices);
-    const auto* xd = as_ptr<const T>(a.x_data);
-    const auto* tp = as_ptr<const int64_t>(a.yt_indptr);
-    const auto* ti = as_ptr<const int32_t>(a.yt_indices);
-    const auto* td = as_ptr<const T>(a.yt_data);
     for (int64_t row0 = 0; row0 < m; row0 += tile) {
         const int64_t rows = std::min(tile, m - row0);
         if (in_shared) {

@@ -54,47 +54,47 @@ def _check_index_range(shape: tuple, name: str) -> None:
 
 # -- similarity_topk -------------------------------------------------------------------------------
 
-def similarity_core_cuda(xp: np.ndarray, xi: np.ndarray, xd: np.ndarray | None, m: int, d: int,
-                         tp: np.ndarray, ti: np.ndarray, td: np.ndarray | None, n: int, kind: int,
-                         count: bool, k: int, shrink: float, min_support: float, x_scale, y_scale,
-                         x_size, y_size, symmetric: bool, value_dtype: Any = np.float32,
-                         device_output: bool = False, memory_budget: int = 0):
-    """The CUDA twin of ``_core.similarity_topk``: same prepared operands, returns a CSR.
+def similarity_core_cuda(X: sp.csr_matrix, Y: sp.csr_matrix, kind: int, count: bool, k: int, shrink: float,
+                         min_support: float, x_scale, y_scale, x_size, y_size, symmetric: bool, *,
+                         use_values: bool = True, wide_indices: bool = False, device_output: bool = False,
+                         memory_budget: int = 0):
+    """The CUDA twin of ``_core.similarity_topk`` for prepared operands: the rows of X against the
+    rows of Y (Y is transposed on the device). Returns the k best per row as a CSR.
 
-    ``value_dtype`` (float32 or float64) is the dtype of the prepared values and of the scores.
-    The result's index dtype follows the CPU core (int32 unless the operands were int64 or the
-    output is too large). ``device_output=True`` returns a cupyx.scipy.sparse CSR.
+    X and Y are canonical CSR with the same float dtype, which is also the score dtype. The
+    result's index dtype follows the CPU core: int64 when ``wide_indices`` or the output is too
+    large, else int32. ``device_output=True`` returns a cupyx.scipy.sparse CSR.
     """
     from recforge import _cuda
 
+    m, d = X.shape
+    n = Y.shape[0]
     _check_index_range((m, n, d), "the similarity operands")
-    value_dtype = np.dtype(value_dtype)
-    f64 = value_dtype == np.float64
+    value_dtype = np.dtype(X.dtype)
     place = Placement()
     if device_output:
-        import cupy  # noqa: F401  (device output needs cupy; the caller passed cupyx input)
-
-        place.kind = "cupy"
+        place.kind = "cupy"  # the caller passed cupyx input, so cupy is importable
     stage = place.stage
-    args = dict(
-        x_indptr=stage(xp, np.int64), x_indices=stage(xi, np.int32), x_data=stage(xd, value_dtype),
-        yt_indptr=stage(tp, np.int64), yt_indices=stage(ti, np.int32), yt_data=stage(td, value_dtype),
+    staged = dict(
+        x_indptr=stage(X.indptr, np.int64), x_indices=stage(X.indices, np.int32),
+        x_data=stage(X.data if use_values else None, value_dtype),
+        y_indptr=stage(Y.indptr, np.int64), y_indices=stage(Y.indices, np.int32),
+        y_data=stage(Y.data if use_values else None, value_dtype),
         x_scale=stage(x_scale, value_dtype), y_scale=stage(y_scale, value_dtype),
         x_size=stage(x_size, np.int64), y_size=stage(y_size, np.int64))
     out_i = place.empty((m, k), np.int64)
     out_s = place.empty((m, k), value_dtype)
     out_c = place.empty((m,), np.int64)
     _cuda.similarity_topk(
-        args["x_indptr"].ptr, args["x_indices"].ptr, args["x_data"].ptr, m, d,
-        args["yt_indptr"].ptr, args["yt_indices"].ptr, args["yt_data"].ptr, n, kind, bool(count), k,
-        float(shrink), float(min_support), args["x_scale"].ptr, args["y_scale"].ptr, args["x_size"].ptr,
-        args["y_size"].ptr, bool(symmetric), f64, out_i.ptr, out_s.ptr, out_c.ptr, place.device, place.stream,
-        scratch_budget(memory_budget))
+        staged["x_indptr"].ptr, staged["x_indices"].ptr, staged["x_data"].ptr, m, d,
+        staged["y_indptr"].ptr, staged["y_indices"].ptr, staged["y_data"].ptr, n, kind, bool(count), k,
+        float(shrink), float(min_support), staged["x_scale"].ptr, staged["y_scale"].ptr, staged["x_size"].ptr,
+        staged["y_size"].ptr, bool(symmetric), value_dtype == np.float64, out_i.ptr, out_s.ptr, out_c.ptr,
+        place.device, place.stream, scratch_budget(memory_budget))
     indices, scores, counts = place.result(out_i), place.result(out_s), place.result(out_c)
     xp_mod = place.namespace()
     total = int(counts.sum())
-    wide = np.dtype(xi.dtype).itemsize == 8 or total > _INT32_MAX
-    idx_dtype = np.int64 if wide else np.int32
+    idx_dtype = np.int64 if wide_indices or total > _INT32_MAX else np.int32
     keep = xp_mod.arange(k)[None, :] < counts[:, None]  # each row's kept entries come first
     indptr = xp_mod.concatenate([xp_mod.zeros(1, dtype=np.int64), xp_mod.cumsum(counts)]).astype(idx_dtype)
     data, cols = scores[keep], indices[keep].astype(idx_dtype)

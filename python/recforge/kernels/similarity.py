@@ -95,18 +95,18 @@ def similarity_topk(X: Any, k: int, Y: Any = None, *, metric: str = "cosine", sh
     X, Y, kind, x_scale, y_scale, x_size, y_size = _prepare(metric, X, None if symmetric else Y)
     count = kind == _DOT and (shrink > 0 or min_support > 1)
     corpus = X if Y is None else Y
+    use_values = kind != _JACCARD
+    if chosen == "cuda":  # Y is transposed on the device
+        from recforge.kernels._cuda_dispatch import similarity_core_cuda
+
+        return similarity_core_cuda(
+            X, corpus, kind, count, min(k, n), shrink, float(min_support), x_scale, y_scale, x_size, y_size,
+            symmetric, use_values=use_values, wide_indices=v.index_dtype_for(X, corpus) == np.int64,
+            device_output=device_output)
     Yt = v.transpose_csr(corpus)
     idx = v.index_dtype_for(X, Yt)
     xp, xi, xd = v.core_arrays(X, idx)
     tp, ti, td = v.core_arrays(Yt, idx)
-    use_values = kind != _JACCARD
-    if chosen == "cuda":
-        from recforge.kernels._cuda_dispatch import similarity_core_cuda
-
-        return similarity_core_cuda(
-            xp, xi, xd if use_values else None, m, d, tp, ti, td if use_values else None, n,
-            kind, count, min(k, n), shrink, float(min_support),
-            x_scale, y_scale, x_size, y_size, symmetric, value_dtype=X.dtype, device_output=device_output)
     indptr, indices, data = _core.similarity_topk(
         xp, xi, xd if use_values else None, m, d, tp, ti, td if use_values else None, n,
         kind, count, min(k, n), shrink, float(min_support),
