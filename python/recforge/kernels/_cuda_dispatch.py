@@ -78,10 +78,15 @@ def similarity_core_cuda(X: sp.csr_matrix, Y: sp.csr_matrix, kind: int, count: b
     staged = dict(
         x_indptr=stage(X.indptr, np.int64), x_indices=stage(X.indices, np.int32),
         x_data=stage(X.data if use_values else None, value_dtype),
-        y_indptr=stage(Y.indptr, np.int64), y_indices=stage(Y.indices, np.int32),
-        y_data=stage(Y.data if use_values else None, value_dtype),
-        x_scale=stage(x_scale, value_dtype), y_scale=stage(y_scale, value_dtype),
-        x_size=stage(x_size, np.int64), y_size=stage(y_size, np.int64))
+        x_scale=stage(x_scale, value_dtype), x_size=stage(x_size, np.int64))
+    if Y is X:  # symmetric: one copy on the device
+        for name in ("indptr", "indices", "data"):
+            staged[f"y_{name}"] = staged[f"x_{name}"]
+    else:
+        staged.update(y_indptr=stage(Y.indptr, np.int64), y_indices=stage(Y.indices, np.int32),
+                      y_data=stage(Y.data if use_values else None, value_dtype))
+    staged["y_scale"] = staged["x_scale"] if y_scale is x_scale else stage(y_scale, value_dtype)
+    staged["y_size"] = staged["x_size"] if y_size is x_size else stage(y_size, np.int64)
     out_i = place.empty((m, k), np.int64)
     out_s = place.empty((m, k), value_dtype)
     out_c = place.empty((m,), np.int64)
