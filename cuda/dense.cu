@@ -32,7 +32,11 @@ constexpr int kColsPerLane = 4;  // columns lane, lane + 32, lane + 64, lane + 9
 constexpr int kPadQ = 4;         // keeps float4 reads of Qs aligned
 constexpr int kPadV = 4;
 
+constexpr int kQLoads = BM * DK / kThreads;  // elements of the Q chunk each thread stages
+constexpr int kVLoads = BN * DK / kThreads;  // elements of the V chunk each thread stages
+
 static_assert(BM == (kThreads / kWarp) * kRowsPerWarp, "each warp owns kRowsPerWarp rows");
+static_assert(BM * DK % kThreads == 0 && BN * DK % kThreads == 0, "chunks split evenly over threads");
 static_assert(BN == kWarp * kColsPerLane, "each lane owns kColsPerLane columns");
 
 __device__ __forceinline__ bool excluded(const int64_t* __restrict__ ex_p, const int64_t* __restrict__ ex_i,
@@ -50,7 +54,7 @@ __device__ __forceinline__ bool excluded(const int64_t* __restrict__ ex_p, const
 
 // Q: the chunk's rows (rows x d), V: all items (n x d). Slice s covers [s * slice_len, ...).
 // Results of (row, slice) go to part_*[(row * slices + s) * k], k slots, padded -inf / -1.
-__global__ void __launch_bounds__(kThreads) dense_topk_kernel(
+__global__ void __launch_bounds__(kThreads, 2) dense_topk_kernel(
     const float* __restrict__ Q, const float* __restrict__ V, int64_t rows, int64_t n, int64_t d,
     int64_t slice_len, int64_t k, const int64_t* __restrict__ ex_p, const int64_t* __restrict__ ex_i,
     int64_t ex_row0, float* lists_s, int64_t* lists_i, float* part_s, int64_t* part_i, int64_t* part_count) {
@@ -75,6 +79,26 @@ __global__ void __launch_bounds__(kThreads) dense_topk_kernel(
     }
     __syncwarp();
 
+    // Global -> register -> shared staging: the loads of the next (tile, DK chunk) are in flight
+    // while the current chunk is multiplied.
+    const int64_t chunks = d > 0 ? (d + DK - 1) / DK : 1;
+    float q_next[kQLoads], v_next[kVLoads];
+    auto fetch = [&](int64_t jt, int64_t k0) {
+#pragma unroll
+        for (int t = 0; t < kQLoads; ++t) {
+            const int e = tid + t * kThreads, r = e / DK, c = e % DK;
+            const int64_t gr = row0 + r, gc = k0 + c;
+            q_next[t] = (gr < rows && gc < d) ? Q[gr * d + gc] : 0.0f;
+        }
+#pragma unroll
+        for (int t = 0; t < kVLoads; ++t) {
+            const int e = tid + t * kThreads, r = e / DK, c = e % DK;
+            const int64_t gj = jt + r, gc = k0 + c;
+            v_next[t] = (gj < j_end && gc < d) ? V[gj * d + gc] : 0.0f;
+        }
+    };
+    fetch(j_begin, 0);
+
     for (int64_t j0 = j_begin; j0 < j_end; j0 += BN) {
         float acc[kRowsPerWarp][kColsPerLane];
 #pragma unroll
@@ -82,19 +106,21 @@ __global__ void __launch_bounds__(kThreads) dense_topk_kernel(
 #pragma unroll
             for (int cc = 0; cc < kColsPerLane; ++cc) acc[rr][cc] = 0.0f;
 
-        for (int64_t k0 = 0; k0 < d; k0 += DK) {
-            __syncthreads();
-            for (int e = tid; e < BM * DK; e += kThreads) {
-                const int r = e / DK, c = e % DK;
-                const int64_t gr = row0 + r, gc = k0 + c;
-                Qs[c][r] = (gr < rows && gc < d) ? Q[gr * d + gc] : 0.0f;
+        for (int64_t chunk = 0; chunk < chunks; ++chunk) {
+            __syncthreads();  // everyone is done reading the previous chunk
+#pragma unroll
+            for (int t = 0; t < kQLoads; ++t) {
+                const int e = tid + t * kThreads;
+                Qs[e % DK][e / DK] = q_next[t];
             }
-            for (int e = tid; e < BN * DK; e += kThreads) {
-                const int r = e / DK, c = e % DK;
-                const int64_t gj = j0 + r, gc = k0 + c;
-                Vs[c][r] = (gj < j_end && gc < d) ? V[gj * d + gc] : 0.0f;
+#pragma unroll
+            for (int t = 0; t < kVLoads; ++t) {
+                const int e = tid + t * kThreads;
+                Vs[e % DK][e / DK] = v_next[t];
             }
             __syncthreads();
+            if (chunk + 1 < chunks) fetch(j0, (chunk + 1) * DK);
+            else if (j0 + BN < j_end) fetch(j0 + BN, 0);
 #pragma unroll
             for (int kk = 0; kk < DK; ++kk) {
                 const float4 a0 = *reinterpret_cast<const float4*>(&Qs[kk][warp * kRowsPerWarp]);
