@@ -60,6 +60,7 @@ struct SimilarityArgs {
     uintptr_t x_scale = 0, y_scale = 0, x_size = 0, y_size = 0;  // optional (0 = absent)
     bool symmetric = false;
     bool f64 = false;
+    uintptr_t excl_indptr = 0, excl_indices = 0;  // optional m x n pattern (int64): never returned
     uintptr_t out_indices = 0, out_scores = 0, out_counts = 0;
     size_t memory_budget = 0;  // bytes for the dense similarity tile (0 = automatic)
 };

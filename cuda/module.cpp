@@ -116,14 +116,16 @@ PYBIND11_MODULE(_cuda, m) {
           [](uintptr_t x_indptr, uintptr_t x_indices, uintptr_t x_data, int64_t m_rows, int64_t d,
              uintptr_t y_indptr, uintptr_t y_indices, uintptr_t y_data, int64_t n, int kind, bool count,
              int64_t k, double shrink, double min_support, uintptr_t x_scale, uintptr_t y_scale, uintptr_t x_size,
-             uintptr_t y_size, bool symmetric, bool f64, uintptr_t out_indices, uintptr_t out_scores,
-             uintptr_t out_counts, int device, uintptr_t stream, size_t memory_budget) {
+             uintptr_t y_size, bool symmetric, bool f64, uintptr_t excl_indptr, uintptr_t excl_indices,
+             uintptr_t out_indices, uintptr_t out_scores, uintptr_t out_counts, int device, uintptr_t stream,
+             size_t memory_budget) {
               SimilarityArgs a;
               a.x_indptr = x_indptr; a.x_indices = x_indices; a.x_data = x_data; a.m = m_rows; a.d = d;
               a.y_indptr = y_indptr; a.y_indices = y_indices; a.y_data = y_data; a.n = n;
               a.kind = kind; a.count = count; a.k = k; a.shrink = shrink; a.min_support = min_support;
               a.x_scale = x_scale; a.y_scale = y_scale; a.x_size = x_size; a.y_size = y_size;
               a.symmetric = symmetric; a.f64 = f64;
+              a.excl_indptr = excl_indptr; a.excl_indices = excl_indices;
               a.out_indices = out_indices; a.out_scores = out_scores; a.out_counts = out_counts;
               a.memory_budget = memory_budget;
               py::gil_scoped_release release;
@@ -133,7 +135,7 @@ PYBIND11_MODULE(_cuda, m) {
           py::arg("y_indptr"), py::arg("y_indices"), py::arg("y_data"), py::arg("n"), py::arg("kind"),
           py::arg("count"), py::arg("k"), py::arg("shrink"), py::arg("min_support"), py::arg("x_scale"),
           py::arg("y_scale"), py::arg("x_size"), py::arg("y_size"), py::arg("symmetric"), py::arg("f64"),
-          py::arg("out_indices"), py::arg("out_scores"), py::arg("out_counts"), py::arg("device"),
+          py::arg("excl_indptr"), py::arg("excl_indices"), py::arg("out_indices"), py::arg("out_scores"), py::arg("out_counts"), py::arg("device"),
           py::arg("stream"), py::arg("memory_budget") = 0,
           "Unchecked core of similarity_topk on the GPU (device addresses of X and Y as CSR; indptr int64, indices int32).");
 

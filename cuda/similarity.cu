@@ -7,7 +7,9 @@
 //      the row's stored entries (x_iu) in turn, lanes walk row u of Yt (coalesced) and add
 //      x_iu * y_ju into channel[j] with atomic adds;
 //   2. select: a warp per row turns channels into scores (the CPU's formulas, rounded the same
-//      way), skips exact zeros and the row itself (symmetric mode), and keeps the k best with
+//      way), skips exact zeros, the row itself (symmetric mode) and excluded columns (binary
+//      search in the row of the exclusion pattern, only for candidates that would enter the
+//      top k), and keeps the k best with
 //      the warp-level streaming top-k of topk.cuh.
 //
 // Scores equal the CPU's up to the order of floating-point additions (exact for 0/1 data).
@@ -36,7 +38,23 @@ struct Ctx {
     double shrink;
     double min_support;
     bool symmetric;
+    const int64_t* excl_indptr;   // optional: row i never returns the columns stored in row i
+    const int64_t* excl_indices;
 };
+
+// Is column j stored in row i of the exclusion pattern (sorted indices)?
+__device__ __forceinline__ bool excluded(const int64_t* __restrict__ p, const int64_t* __restrict__ ix, int64_t i,
+                                         int64_t j) {
+    int64_t lo = p[i], hi = p[i + 1];
+    while (lo < hi) {
+        const int64_t mid = (lo + hi) >> 1;
+        const int64_t v = ix[mid];
+        if (v == j) return true;
+        if (v < j) lo = mid + 1;
+        else hi = mid;
+    }
+    return false;
+}
 
 __device__ __forceinline__ double shrunk(double s, double n, double shrink) {
     return shrink > 0.0 ? __ddiv_rn(__dmul_rn(s, n), __dadd_rn(n, shrink)) : s;
@@ -263,6 +281,7 @@ __global__ void select_kernel(const typename P::Acc* __restrict__ acc, int64_t r
             for (int c = 0; c < P::C; ++c) ch[c] = a[c * n + j];
             s = static_cast<T>(P::score(ch, i, j, ctx));
             pass = s != T(0) && st.wants(s, j);
+            if (pass && ctx.excl_indptr) pass = !excluded(ctx.excl_indptr, ctx.excl_indices, i, j);
         }
         st.push(pass, s, j, lane);
     }
@@ -334,7 +353,8 @@ void run_policy(const SimilarityArgs& a, const Ctx<T>& ctx, cudaStream_t stream)
 template <class T>
 void run_typed(const SimilarityArgs& a, cudaStream_t stream) {
     Ctx<T> ctx{as_ptr<const T>(a.x_scale), as_ptr<const T>(a.y_scale), as_ptr<const int64_t>(a.x_size),
-               as_ptr<const int64_t>(a.y_size), a.shrink, a.min_support, a.symmetric};
+               as_ptr<const int64_t>(a.y_size), a.shrink, a.min_support, a.symmetric,
+               as_ptr<const int64_t>(a.excl_indptr), as_ptr<const int64_t>(a.excl_indices)};
     switch (a.kind) {
         case 0:
             if (a.count) run_policy<DotPolicy<T, true>, T>(a, ctx, stream);

@@ -336,6 +336,27 @@ def test_similarity_cuda_tiles_and_accumulation_paths(monkeypatch, path):
 
 @gpu
 @pytest.mark.gpu
+@pytest.mark.parametrize("symmetric", [True, False])
+def test_similarity_cuda_exclusion_pattern(symmetric):
+    # The unchecked core with plain dot products: excluded columns (the stored pattern, explicit
+    # zeros included) are skipped inside the selection, so rows still get k entries when they can.
+    rng = np.random.default_rng(17)
+    X = random_csr(rng, 70, 25, 0.3)
+    Y = X if symmetric else random_csr(rng, 90, 25, 0.3)
+    n = Y.shape[0]
+    E = sp.random(70, n, density=0.3, format="csr", random_state=18)
+    E.data[::3] = 0  # stored zeros still exclude
+    S = ref_similarity(X, None if symmetric else Y, "dot")
+    pattern = np.zeros((70, n), bool)
+    pattern[np.repeat(np.arange(70), np.diff(E.indptr)), E.indices] = True
+    valid = (S != 0) & ~pattern
+    got = cd.similarity_core_cuda(X, Y, 0, False, 8, 0.0, 1.0, None, None, None, None, symmetric, exclude=E)
+    idx, sc = csr_rows(got)
+    assert_topk_rows(idx, sc, S, 8, valid)
+
+
+@gpu
+@pytest.mark.gpu
 def test_similarity_cuda_float64_and_int64_indices():
     rng = np.random.default_rng(6)
     X = random_csr(rng, 50, 20, 0.3, integer=False, dtype=np.float64)
@@ -420,8 +441,10 @@ def test_dense_topk_cuda_matches_brute_force(metric, shape):
     V = rng.normal(size=(n, d)).astype(np.float32)
     V[3] = 0  # an all-zero item: cosine 0
     E = sp.random(m, n, density=0.05, format="csr", random_state=8)
+    E.data[::4] = 0  # explicitly stored zeros exclude too: the pattern counts
     S = ref_dense_scores(Q, V, metric)
-    allowed = ~E.toarray().astype(bool)
+    allowed = np.ones((m, n), bool)
+    allowed[np.repeat(np.arange(m), np.diff(E.indptr)), E.indices] = False
     for k in (1, 10, 100):
         idx, sc = cd.dense_topk_cuda(Q, V, k, exclude=E, metric=metric)
         assert_dense_topk(idx, sc, S, k, allowed)

@@ -56,12 +56,14 @@ def _check_index_range(shape: tuple, name: str) -> None:
 
 def similarity_core_cuda(X: sp.csr_matrix, Y: sp.csr_matrix, kind: int, count: bool, k: int, shrink: float,
                          min_support: float, x_scale, y_scale, x_size, y_size, symmetric: bool, *,
-                         use_values: bool = True, wide_indices: bool = False, device_output: bool = False,
-                         memory_budget: int = 0):
+                         use_values: bool = True, wide_indices: bool = False, exclude: Any = None,
+                         device_output: bool = False, memory_budget: int = 0):
     """The CUDA twin of ``_core.similarity_topk`` for prepared operands: the rows of X against the
     rows of Y (Y is transposed on the device). Returns the k best per row as a CSR.
 
-    X and Y are canonical CSR with the same float dtype, which is also the score dtype. The
+    X and Y are canonical CSR with the same float dtype, which is also the score dtype.
+    ``exclude`` (optional m x n sparse matrix): row i never returns a column stored in its row i
+    (the stored pattern counts, not the values). The
     result's index dtype follows the CPU core: int64 when ``wide_indices`` or the output is too
     large, else int32. ``device_output=True`` returns a cupyx.scipy.sparse CSR.
     """
@@ -87,6 +89,8 @@ def similarity_core_cuda(X: sp.csr_matrix, Y: sp.csr_matrix, kind: int, count: b
                       y_data=stage(Y.data if use_values else None, value_dtype))
     staged["y_scale"] = staged["x_scale"] if y_scale is x_scale else stage(y_scale, value_dtype)
     staged["y_size"] = staged["x_size"] if y_size is x_size else stage(y_size, np.int64)
+    ex_p, ex_i = _exclusion(exclude, m, n)
+    ex_p, ex_i = stage(ex_p, np.int64), stage(ex_i, np.int64)
     out_i = place.empty((m, k), np.int64)
     out_s = place.empty((m, k), value_dtype)
     out_c = place.empty((m,), np.int64)
@@ -94,7 +98,8 @@ def similarity_core_cuda(X: sp.csr_matrix, Y: sp.csr_matrix, kind: int, count: b
         staged["x_indptr"].ptr, staged["x_indices"].ptr, staged["x_data"].ptr, m, d,
         staged["y_indptr"].ptr, staged["y_indices"].ptr, staged["y_data"].ptr, n, kind, bool(count), k,
         float(shrink), float(min_support), staged["x_scale"].ptr, staged["y_scale"].ptr, staged["x_size"].ptr,
-        staged["y_size"].ptr, bool(symmetric), value_dtype == np.float64, out_i.ptr, out_s.ptr, out_c.ptr,
+        staged["y_size"].ptr, bool(symmetric), value_dtype == np.float64, ex_p.ptr, ex_i.ptr,
+        out_i.ptr, out_s.ptr, out_c.ptr,
         place.device, place.stream, scratch_budget(memory_budget))
     indices, scores, counts = place.result(out_i), place.result(out_s), place.result(out_c)
     xp_mod = place.namespace()
@@ -141,21 +146,22 @@ def _unit_rows(x: Any, place: Placement):
 
 
 def _exclusion(exclude: Any, m: int, n: int):
-    """(indptr, indices) int64 of the exclusion matrix, each row's indices sorted; host or cupy."""
+    """(indptr, indices) int64 of the exclusion pattern, each row's indices sorted and unique;
+    host (scipy) or device (cupyx). The stored pattern counts, not the values (as on the CPU)."""
     if exclude is None:
         return None, None
     if is_cupy_sparse(exclude):
         E = exclude.tocsr()
-        if E.shape != (m, n):
-            raise ValueError(f"exclude must have shape (len(Q), len(V)) = {(m, n)}, got {E.shape}")
-        E = E.copy()
-        E.sum_duplicates()
-        E.eliminate_zeros()
-        return E.indptr.astype(np.int64), E.indices.astype(np.int64)
-    E = v.as_csr(exclude, "exclude")
+    elif sp.issparse(exclude) and exclude.ndim == 2:
+        E = exclude.tocsr()
+    else:
+        raise TypeError(f"exclude must be a 2-D scipy.sparse (or cupyx) matrix, got {type(exclude).__name__}")
     if E.shape != (m, n):
-        raise ValueError(f"exclude must have shape (len(Q), len(V)) = {(m, n)}, got {E.shape}")
-    return np.ascontiguousarray(E.indptr, dtype=np.int64), np.ascontiguousarray(E.indices, dtype=np.int64)
+        raise ValueError(f"exclude must have shape {(m, n)}, got {E.shape}")
+    if not E.has_canonical_format:
+        E = E.copy()
+        E.sum_duplicates()  # sorts the indices; keeps explicitly stored zeros (the pattern)
+    return E.indptr.astype(np.int64), E.indices.astype(np.int64)
 
 
 def dense_topk_cuda(Q: Any, V: Any, k: int, *, exclude: Any = None, metric: str = "dot",
