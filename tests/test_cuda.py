@@ -638,3 +638,47 @@ def test_torch_cuda_tensors_give_torch_outputs():
     Y = cd.spmm_cuda(A, torch.from_numpy(V).cuda())
     assert isinstance(Y, torch.Tensor) and Y.is_cuda
     np.testing.assert_allclose(Y.cpu().numpy(), A @ V, rtol=1e-4, atol=1e-5)
+
+
+# ---------------------------------------------------------------------------------------------
+# GPU: the CUDA twins against the CPU kernels (present once kernels-dense-graph is merged)
+# ---------------------------------------------------------------------------------------------
+
+def _cpu_kernel(name: str):
+    import recforge.kernels as kernels
+
+    fn = getattr(kernels, name, None)
+    if fn is None:
+        pytest.skip(f"recforge.kernels.{name} (the CPU kernel) is not in this tree")
+    return fn
+
+
+@gpu
+@pytest.mark.gpu
+@pytest.mark.parametrize("metric", ["dot", "cosine"])
+def test_dense_topk_cuda_equals_cpu_kernel(metric):
+    dense_topk = _cpu_kernel("dense_topk")
+    rng = np.random.default_rng(19)
+    Q = rng.normal(size=(300, 32)).astype(np.float32)
+    V = rng.normal(size=(2000, 32)).astype(np.float32)
+    E = sp.random(300, 2000, density=0.02, format="csr", random_state=20)
+    for k in (10, 1500):
+        i_cpu, s_cpu = dense_topk(Q, V, k, exclude=E, metric=metric, backend="cpu")
+        i_gpu, s_gpu = cd.dense_topk_cuda(Q, V, k, exclude=E, metric=metric)
+        np.testing.assert_allclose(s_gpu, s_cpu, rtol=1e-5, atol=1e-5)
+        assert np.mean(i_gpu == i_cpu) > 0.999  # near-ties in float32 may swap
+
+
+@gpu
+@pytest.mark.gpu
+def test_spmm_and_propagate_cuda_equal_cpu_kernels():
+    spmm, propagate = _cpu_kernel("spmm"), _cpu_kernel("propagate")
+    rng = np.random.default_rng(21)
+    R = sp.random(400, 300, density=0.03, format="csr", random_state=rng)
+    R.data[:] = 1
+    A = bipartite_adjacency(R).astype(np.float32)
+    E = rng.normal(size=(700, 64)).astype(np.float32)
+    np.testing.assert_allclose(cd.spmm_cuda(A, E), spmm(A, E, backend="cpu"), rtol=1e-5, atol=1e-6)
+    for combine in ("mean", "sum", "last"):
+        np.testing.assert_allclose(cd.propagate_cuda(A, E, 3, combine),
+                                   propagate(A, E, 3, combine=combine, backend="cpu"), rtol=1e-5, atol=1e-6)
