@@ -144,6 +144,11 @@ step bench_dense "${T_BENCH_DENSE:-150}" "$PY" "$ROOT/benchmarks/bench_gpu.py" -
     [ -f "$LOGS/bench_$s.log" ] && grep -v -E "^\s*$" "$LOGS/bench_$s.log" | grep -v -E "^device|^driver" | head -30
   done
   echo
+  if [ -f "$LOGS/build.log" ] && ! grep -q "^build rc=0 " "$SUMMARY"; then
+    echo "== build errors"
+    grep -n -E "error|Error|FAILED" "$LOGS/build.log" | head -40
+    echo
+  fi
   if [ "$FAILED" -ne 0 ]; then
     echo "== tails of failed steps"
     while read -r line; do
