@@ -55,8 +55,22 @@ def _load_cuda_module():
     return _cuda, ""
 
 
-def cuda_info() -> BackendInfo:
-    """Whether CUDA is usable, with device name, compute capability, memory and versions."""
+_CUDA_INFO: BackendInfo | None = None
+
+
+def cuda_info(refresh: bool = False) -> BackendInfo:
+    """Whether CUDA is usable, with device name, compute capability, memory and versions.
+
+    The answer is probed once per process (the driver and devices do not change while it
+    runs); ``refresh=True`` probes again.
+    """
+    global _CUDA_INFO
+    if _CUDA_INFO is None or refresh:
+        _CUDA_INFO = _probe_cuda()
+    return _CUDA_INFO
+
+
+def _probe_cuda() -> BackendInfo:
     module, reason = _load_cuda_module()
     if module is None:
         return BackendInfo("cuda", False, reason)
@@ -64,8 +78,9 @@ def cuda_info() -> BackendInfo:
         details = dict(module.device_info())
     except Exception as exc:  # the driver reports no device, no driver, or a version mismatch
         return BackendInfo("cuda", False, str(exc))
-    if not details.get("devices"):
-        return BackendInfo("cuda", False, details.get("reason", "no CUDA device found"), details)
+    usable = details.get("usable_devices", [d.get("index", 0) for d in details.get("devices", [])])
+    if not details.get("devices") or not usable:
+        return BackendInfo("cuda", False, details.get("reason") or "no CUDA device found", details)
     return BackendInfo("cuda", True, "", details)
 
 
@@ -85,26 +100,44 @@ def resolve_num_threads(num_threads: int) -> int:
 
 
 def on_gpu(array: Any) -> bool:
-    """True for arrays that live in GPU memory (cupy, CUDA torch tensors, CUDA array interface)."""
-    if hasattr(array, "__cuda_array_interface__"):
+    """True for arrays that live in GPU memory: cupy arrays and cupyx sparse matrices, CUDA torch
+    tensors, and anything exposing ``__cuda_array_interface__`` or a CUDA ``__dlpack_device__``."""
+    if array is None:
+        return False
+    if hasattr(array, "__cuda_array_interface__") or type(array).__module__.startswith("cupyx.scipy.sparse"):
         return True
     device = getattr(array, "device", None)
-    return getattr(device, "type", None) == "cuda"
+    if getattr(device, "type", None) == "cuda":
+        return True
+    dlpack_device = getattr(array, "__dlpack_device__", None)
+    if dlpack_device is not None and not type(array).__module__.startswith("numpy"):
+        try:
+            return int(dlpack_device()[0]) == 2  # kDLCUDA
+        except Exception:
+            return False
+    return False
 
 
 def resolve_backend(backend: str, *arrays: Any, supported: tuple[str, ...] = ("cpu", "cuda")) -> str:
     """Pick ``"cpu"`` or ``"cuda"`` for a kernel call, or raise saying why the choice is impossible."""
     if backend not in BACKEND_NAMES:
         raise ValueError(f"backend must be one of {BACKEND_NAMES}, got {backend!r}")
+    asked = "backend='cuda'"
     if backend == "auto":
         wanted = os.environ.get("RECFORGE_BACKEND", "").strip().lower()
         if wanted and wanted not in ("auto", "cpu", "cuda"):
             raise ValueError(f"RECFORGE_BACKEND must be 'auto', 'cpu' or 'cuda', got {wanted!r}")
-        backend = "cuda" if wanted == "cuda" or any(on_gpu(a) for a in arrays if a is not None) else "cpu"
+        if wanted == "cuda":
+            backend, asked = "cuda", "RECFORGE_BACKEND=cuda"
+        elif any(on_gpu(a) for a in arrays):
+            backend, asked = "cuda", "an input that lives on the GPU (backend='auto')"
+        else:
+            backend = "cpu"
     if backend == "cuda":
         if "cuda" not in supported:
-            raise BackendUnavailableError("this kernel has no CUDA implementation; use backend='cpu'")
+            raise BackendUnavailableError(f"{asked} asks for CUDA, but this kernel has no CUDA implementation; "
+                                          f"use backend='cpu' with host arrays")
         info = cuda_info()
         if not info.usable:
-            raise BackendUnavailableError(f"backend='cuda' was requested but CUDA is not usable: {info.reason}")
+            raise BackendUnavailableError(f"{asked} asks for CUDA, but CUDA is not usable here: {info.reason}")
     return backend

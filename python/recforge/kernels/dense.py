@@ -35,7 +35,10 @@ def dense_topk(Q: Any, V: Any, k: int, *, exclude: Any = None, metric: str = "do
     if metric not in METRICS:
         raise ValueError(f"metric must be one of {METRICS}, got {metric!r}")
     threads = resolve_num_threads(num_threads)
-    resolve_backend(backend, Q, V, supported=("cpu",))
+    if resolve_backend(backend, Q, V, supported=("cpu", "cuda")) == "cuda":
+        from recforge.kernels._cuda_dispatch import dense_topk_cuda
+
+        return dense_topk_cuda(Q, V, k, exclude=exclude, metric=metric)
     Q, V, ex_indptr, ex_indices = _prepare(Q, V, exclude, metric)
     m, n = Q.shape[0], V.shape[0]
     if m == 0 or n == 0:

@@ -50,7 +50,10 @@ def spmm(A: Any, B: Any, *, num_threads: int = 0, backend: str = "auto") -> np.n
     float64. ``num_threads=0`` uses every core.
     """
     threads = resolve_num_threads(num_threads)
-    resolve_backend(backend, A, B, supported=("cpu",))
+    if resolve_backend(backend, A, B, supported=("cpu", "cuda")) == "cuda":
+        from recforge.kernels._cuda_dispatch import spmm_cuda
+
+        return spmm_cuda(A, B)
     A = v.as_csr(A, "A")
     B = v.as_dense(B, "B")
     if A.shape[1] != B.shape[0]:
@@ -71,12 +74,16 @@ def propagate(A: Any, E: Any, layers: int, *, combine: Combine = "mean", num_thr
     used besides the result. float32 unless A or E is float64.
     """
     threads = resolve_num_threads(num_threads)
-    resolve_backend(backend, A, E, supported=("cpu",))
+    on_cuda = resolve_backend(backend, A, E, supported=("cpu", "cuda")) == "cuda"
     if isinstance(layers, (bool, np.bool_)) or not isinstance(layers, (int, np.integer)):
         raise TypeError(f"layers must be an integer, got {type(layers).__name__}")
     if layers < 0:
         raise ValueError(f"layers must be >= 0, got {layers}")
     weights = combine_weights(combine, int(layers))
+    if on_cuda:
+        from recforge.kernels._cuda_dispatch import propagate_cuda
+
+        return propagate_cuda(A, E, int(layers), weights)
     A = v.as_csr(A, "A")
     if A.shape[0] != A.shape[1]:
         raise ValueError(f"A must be square, got shape {A.shape}")

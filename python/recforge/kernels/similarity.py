@@ -8,6 +8,7 @@ import scipy.sparse as sp
 
 from recforge import _core
 from recforge.backend import resolve_backend, resolve_num_threads
+from recforge.kernels import _cuda_arrays
 from recforge.kernels import _validation as v
 
 METRICS = ("dot", "cosine", "jaccard", "pearson", "msd", "adjusted_cosine", "bm25", "tfidf")
@@ -60,6 +61,11 @@ def similarity_topk(X: Any, k: int, Y: Any = None, *, metric: str = "cosine", sh
     Memory is O(num_threads x n + output): neither a dense m x n matrix nor the full sparse
     product is ever formed. ``num_threads=0`` uses every core; the GIL is released meanwhile.
     Returns float32 scores, or float64 when X or Y is float64.
+
+    ``backend="cuda"`` (or ``"auto"`` with cupyx inputs or ``RECFORGE_BACKEND=cuda``) runs the
+    same computation on the GPU in row tiles (memory: a tile of dense similarities); cupyx
+    sparse inputs give a cupyx CSR result. Scores then agree with the CPU's up to the order of
+    floating-point additions (exactly for 0/1 data).
     """
     k = v.check_positive_int(k, "k")
     if metric not in METRICS:
@@ -67,7 +73,10 @@ def similarity_topk(X: Any, k: int, Y: Any = None, *, metric: str = "cosine", sh
     shrink = v.check_non_negative_float(shrink, "shrink")
     min_support = v.check_positive_int(min_support, "min_support")
     threads = resolve_num_threads(num_threads)
-    resolve_backend(backend, X, Y, supported=("cpu",))
+    chosen = resolve_backend(backend, X, Y, supported=("cpu", "cuda"))
+    device_output = chosen == "cuda" and (_cuda_arrays.is_cupy_sparse(X) or _cuda_arrays.is_cupy_sparse(Y))
+    if device_output:  # operands are prepared on the host, as for the CPU core
+        X, Y = _cuda_arrays.to_host_csr(X), _cuda_arrays.to_host_csr(Y)
 
     X = v.as_csr(X, "X")
     symmetric = Y is None
@@ -82,11 +91,23 @@ def similarity_topk(X: Any, k: int, Y: Any = None, *, metric: str = "cosine", sh
     if exclude is not None:
         exclude = v.as_pattern(exclude, "exclude", (m, n))
     if m == 0 or n == 0 or X.nnz == 0 or (not symmetric and Y.nnz == 0):
-        return sp.csr_matrix((m, n), dtype=X.dtype)
+        empty = sp.csr_matrix((m, n), dtype=X.dtype)
+        if device_output:
+            import cupyx.scipy.sparse as csp
+
+            return csp.csr_matrix(empty)
+        return empty
 
     X, Y, kind, x_scale, y_scale, x_size, y_size = _prepare(metric, X, None if symmetric else Y)
     count = kind == _DOT and (shrink > 0 or min_support > 1)
     corpus = X if Y is None else Y
+    if chosen == "cuda":  # Y is transposed on the device
+        from recforge.kernels._cuda_dispatch import similarity_core_cuda
+
+        return similarity_core_cuda(
+            X, corpus, kind, count, min(k, n), shrink, float(min_support), x_scale, y_scale, x_size, y_size,
+            symmetric, use_values=kind != _JACCARD, exclude=exclude, device_output=device_output,
+            wide_indices=v.index_dtype_for(X, corpus, *([] if exclude is None else [exclude])) == np.int64)
     Yt = v.transpose_csr(corpus)
     half = symmetric and _half_product_pays(X, Yt)
     idx = v.index_dtype_for(X, Yt, *([] if exclude is None else [exclude]))
