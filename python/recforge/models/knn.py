@@ -18,6 +18,16 @@ who rated the item (user-based) or among the items the user rated (item-based), 
 non-zero similarity is kept (memory O(pairs with a co-rating)). ``recommend`` ranks items by
 predicted rating.
 
+``recommend(..., history=H)``: ItemKNN scores H with its stored item neighbours (nothing
+refitted; a history equal to the stored row gives the stored result). UserKNN finds the k
+most similar stored users of each history row (a known user is never its own neighbour), which
+equals a refit with that user's row replaced (or appended, for a new user) for the pairwise
+similarities; with adjusted_cosine, bm25 and tfidf the corpus statistics stay those of the
+training data.
+
+Neighbour lists are computed row by row (never via the kernel's symmetric half product), so
+they are the same bit for bit whether fitted at once, in blocks, or updated by ``partial_fit``.
+
 Similarities (``similarity=``): those of :func:`recforge.kernels.similarity_topk` — cosine,
 jaccard, pearson, msd, adjusted_cosine, bm25, tfidf, dot — with ``shrink`` and
 ``min_support``. Item-based models compare item columns (items x users), user-based ones user
