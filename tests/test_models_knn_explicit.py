@@ -18,7 +18,6 @@ SURPRISE_CLASSES = {"none": "KNNBasic", "mean": "KNNWithMeans", "baseline": "KNN
 
 
 class TestUserKNNExplicitMean(RecommenderContract):
-    supports_history = False
 
     def train_matrix(self):
         return random_user_items(ratings=True)
@@ -28,7 +27,6 @@ class TestUserKNNExplicitMean(RecommenderContract):
 
 
 class TestItemKNNExplicitBaseline(RecommenderContract):
-    supports_history = False
 
     def train_matrix(self):
         return random_user_items(ratings=True, seed=2)
@@ -37,11 +35,20 @@ class TestItemKNNExplicitBaseline(RecommenderContract):
         return ItemKNN(k=5, similarity="pearson", feedback="explicit", centering="baseline", min_k=2)
 
 
-def test_history_is_refused_for_explicit_models():
-    R = random_user_items(ratings=True)
-    model = UserKNN(feedback="explicit", similarity="msd").fit(R)
-    with pytest.raises(ValueError, match="feedback='implicit'"):
-        model.recommend([-1], history=R[[2]])
+@pytest.mark.parametrize("centering", ["none", "mean"])
+def test_user_history_equals_refit_with_the_user_appended(centering):
+    """User-based: a new user's neighbours are the stored users most similar to its history;
+    their ratings and means are unchanged by adding it, so a refit with the user appended
+    predicts the same (the global mean would differ, but no prediction here falls back to it:
+    every item has raters and the dense history co-rates with every user)."""
+    R = random_user_items(n_users=40, n_items=20, density=0.4, ratings=True, seed=8)
+    assert (np.diff(R.tocsc().indptr) > 0).all()
+    h = random_user_items(n_users=1, n_items=20, density=0.6, ratings=True, seed=9)
+    params = dict(k=5, similarity="msd", feedback="explicit", centering=centering)
+    got = UserKNN(**params).fit(R).recommend([-1], n=20, history=h)
+    want = UserKNN(**params).fit(sp.vstack([R, h]).tocsr()).recommend([40], n=20)
+    np.testing.assert_allclose(got[1], want[1], rtol=1e-6)
+    np.testing.assert_array_equal(got[0], want[0])
 
 
 # ----------------------------------------------------------------------------- baselines

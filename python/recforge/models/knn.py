@@ -23,7 +23,10 @@ refitted; a history equal to the stored row gives the stored result). UserKNN fi
 most similar stored users of each history row (a known user is never its own neighbour), which
 equals a refit with that user's row replaced (or appended, for a new user) for the pairwise
 similarities; with adjusted_cosine, bm25 and tfidf the corpus statistics stay those of the
-training data.
+training data. With explicit feedback the history rows are rated as extra users with the
+fitted similarities and statistics (their own mean, and b_u from one ALS user step given the
+fitted item biases); for UserKNN that equals a refit with the user appended wherever the
+prediction does not fall back to the global mean.
 
 Neighbour lists are computed row by row (never via the kernel's symmetric half product), so
 they are the same bit for bit whether fitted at once, in blocks, or updated by ``partial_fit``.
@@ -263,9 +266,7 @@ class _NeighbourhoodModel(Recommender):
 
     def _recommend_explicit(self, codes, rows, n, exclude):
         stored = self.user_items_[np.maximum(codes, 0)]
-        if ((codes < 0) | ~_rows_equal(stored, rows)).any():
-            raise ValueError("history= is supported for feedback='implicit' only: explicit models predict "
-                             "from the ratings they were fitted on (refit or partial_fit instead)")
+        from_history = bool(((codes < 0) | ~_rows_equal(stored, rows)).any())
         m = codes.size
         items = np.empty((m, n), dtype=np.int64)
         scores = np.empty((m, n), dtype=np.float32)
@@ -273,11 +274,53 @@ class _NeighbourhoodModel(Recommender):
         all_items = np.arange(self.n_items_, dtype=np.int64)
         for start in range(0, m, step):
             part = slice(start, min(m, start + step))
-            u = np.repeat(codes[part], self.n_items_)
-            i = np.tile(all_items, codes[part].size)
-            block = self._predict_codes(u, i).reshape(-1, self.n_items_)
+            users = np.repeat(np.arange(part.start, part.stop) if from_history else codes[part], self.n_items_)
+            i = np.tile(all_items, part.stop - part.start)
+            if from_history:
+                block = self._predict_from_history(rows[part], codes[part], users - part.start, i)
+            else:
+                block = self._predict_codes(users, i)
+            block = block.reshape(-1, self.n_items_)
             items[part], scores[part] = topn_dense(block, n, None if exclude is None else exclude[part])
         return items, scores
+
+    def _predict_from_history(self, H: sp.csr_matrix, codes: np.ndarray, which: np.ndarray,
+                              items: np.ndarray) -> np.ndarray:
+        """Ratings of (H[which[j]], items[j]) with the fitted similarities and statistics: the
+        history rows join as extra users (never as raters of an item, nor anyone's neighbour);
+        their mean and baseline b_u (one ALS user step given the fitted item biases) come from H."""
+        R, m, n_users = self.user_items_, H.shape[0], self.n_users_
+        counts = np.diff(H.indptr)
+        owner = np.repeat(np.arange(m), counts)
+        sums = np.bincount(owner, weights=H.data.astype(np.float64), minlength=m)
+        h_means = np.divide(sums, counts, out=np.zeros(m), where=counts > 0)
+        new_users = n_users + which
+        user_bias = item_bias = None
+        if self.centering == "baseline":
+            dev = np.bincount(owner, weights=H.data - self.global_mean_ - self.item_bias_[H.indices], minlength=m)
+            den = float(self.baseline_reg_users) + counts
+            user_bias = np.r_[self.user_bias_, np.divide(dev, den, out=np.zeros(m), where=den > 0)]
+            item_bias = self.item_bias_
+        if self.user_based:
+            X = sp.vstack([R, H]).tocsr()
+            Xt = sp.hstack([self._Xt, sp.csr_matrix((self.n_items_, m), dtype=R.dtype)]).tocsr()
+            known = np.flatnonzero(codes >= 0)        # a known user is not its own neighbour
+            itself = sp.csr_matrix((np.ones(known.size, np.float32), (known, codes[known])), shape=(m, n_users))
+            fresh = similarity_topk(H, max(n_users, 1), R, exclude=itself, **self._sim_options())
+            S = sp.vstack([self.similarity_, fresh]).tocsr()
+            S = sp.csr_matrix((S.data, S.indices, S.indptr), shape=(n_users + m, n_users + m))
+            stats = RatingStats(self.centering, self.global_mean_, np.r_[self.means_, h_means],
+                                user_bias, item_bias, self.rating_low_, self.rating_high_)
+            x, y = new_users, items
+        else:
+            Xt = sp.vstack([R, H]).tocsr()
+            X = sp.hstack([self._X, sp.csr_matrix((self.n_items_, m), dtype=R.dtype)]).tocsr()
+            S = self.similarity_
+            stats = RatingStats(self.centering, self.global_mean_, self.means_, item_bias, user_bias,
+                                self.rating_low_, self.rating_high_)
+            x, y = items, new_users
+        Xt.sort_indices()
+        return predict_pairs(x, y, X, Xt, S, int(self.k), int(self.min_k), stats, int(self.num_threads))
 
     # ------------------------------------------------------------------ predict
     def _predict_codes(self, users, items):
