@@ -20,6 +20,7 @@ import argparse
 import os
 import sys
 import time
+import warnings
 
 import numpy as np
 import scipy.sparse as sp
@@ -96,7 +97,9 @@ class ImplicitAdapter:
 
     def fit(self, R: sp.csr_matrix):
         self.R = R.tocsr()
-        self.model.fit(self.R, show_progress=False)
+        with warnings.catch_warnings():   # implicit warns about a conversion it makes itself
+            warnings.filterwarnings("ignore", message="Method expects CSR input")
+            self.model.fit(self.R, show_progress=False)
         return self
 
     def recommend(self, users, n=10, exclude_seen=True):
