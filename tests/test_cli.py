@@ -306,3 +306,16 @@ def test_topk_rows_drops_the_diagonal_and_orders_scores():
     expected = np.array([[0.5, 0.2], [0.3, np.nan], [np.nan, np.nan]])  # row 0 without S[0,0]; row 1 one entry
     np.testing.assert_array_equal(np.isnan(got), np.isnan(expected))
     np.testing.assert_allclose(got[~np.isnan(got)], expected[~np.isnan(expected)])
+
+
+def test_topk_score_agreement_tolerance_scales_with_the_sum_length():
+    from recforge.bench.agreement import same_topk_scores
+
+    eps = float(np.finfo(np.float32).eps)
+    reference = np.array([[0.5, 0.25, np.nan]])
+    # tolerance = (1e-4 + terms * eps) * 0.5: 5.0e-5 for a 1-term sum, 1.1e-4 for a 1000-term sum
+    assert same_topk_scores(reference, reference + [[4e-5, 0, np.nan]])[0]
+    assert not same_topk_scores(reference, reference + [[6e-5, 0, np.nan]])[0]
+    assert same_topk_scores(reference, reference + [[6e-5, 0, np.nan]], terms=1000)[0]
+    assert (1e-4 + 1000 * eps) * 0.5 < 1.1e-4
+    assert not same_topk_scores(reference, np.array([[0.5, 0.25, 0.1]]))[0]   # a neighbour only one side has

@@ -10,7 +10,8 @@ import typer
 from recforge.cli_commands.errors import UserError, report_user_errors
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
-                  help="recforge: recommender systems with a C++/OpenMP and CUDA core.")
+                  help="recforge: recommender systems with a C++/OpenMP and CUDA core. "
+                       "Mistakes print one line; RECFORGE_DEBUG=1 shows the traceback instead.")
 
 DATASET_HELP = ("ml-latest-small (bundled), ml-100k, ml-1m, beauty, sports, toys, gowalla, yelp2018, amazon-book, "
                 "goodbooks; files are read from --data-dir, else $RECFORGE_DATA_DIR, else ~/.recforge/data")

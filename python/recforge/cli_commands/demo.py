@@ -25,6 +25,7 @@ CORE = 5
 METRICS = ("ndcg@10", "recall@20", "coverage@10")
 EXAMPLE_USERS = 3
 EXAMPLE_N = 5
+FULL_RANKING_NOTE = "full ranking: each test user's candidates are all items not in their train set"
 
 
 @dataclass
@@ -100,7 +101,7 @@ def prepare(dataset: str, steps: Steps, *, split: str = "random", seed: int = 0,
             notes = [f"{entry.description}: {len(loaded):,} interactions -> {len(cleaned):,} after the "
                      f"{CORE}-core filter ({cleaned.n_users:,} users x {cleaned.n_items:,} items)", how]
     notes.append(f"{len(train):,} train / {len(test):,} test interactions; implicit feedback (each rating = "
-                 f"one interaction); full ranking over all items not in the user's train set")
+                 f"one interaction)")
     return Prepared(key, train, test, notes)
 
 
@@ -136,6 +137,7 @@ def run_demo(dataset: str = "ml-latest-small", models: str | None = None, *, spl
     explicit = models is not None
     with Steps(2 + 2 * len(names), "demo", progress) as steps:
         data = prepare(dataset, steps, split=split, seed=seed, data_dir=data_dir, download=download)
+        data.protocol.append(FULL_RANKING_NOTE)
         scores, skipped = [], []
         for name in names:
             try:

@@ -5,7 +5,7 @@ from typing import Any
 
 from recforge.cli_commands.console import Steps, stdout_console
 from recforge.cli_commands.datasets import dataset_entry
-from recforge.cli_commands.demo import fit_and_score, prepare
+from recforge.cli_commands.demo import FULL_RANKING_NOTE, fit_and_score, prepare
 from recforge.cli_commands.errors import UserError
 from recforge.cli_commands.modelzoo import resolve_models
 from recforge.cli_commands.render import fmt, plain, seconds
@@ -42,6 +42,10 @@ def evaluate_one(dataset: str, model: str, protocol: str, k: str, negatives: int
         metrics.append("auc")
     with Steps(4, "evaluate", progress) as steps:
         data = prepare(dataset, steps, split=split, seed=seed, data_dir=data_dir, download=download)
+        data.protocol.append(FULL_RANKING_NOTE if protocol == "full" else
+                             f"sampled ranking: each test user's held-out items against {negatives} items drawn "
+                             f"from those in neither their train nor test set (seed {seed}); not comparable with "
+                             f"full-ranking numbers")
         score = fit_and_score(name, data, steps, progress, demo=False, metrics=tuple(metrics), protocol=protocol,
                               **extra)
     console = stdout_console()
