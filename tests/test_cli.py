@@ -319,3 +319,13 @@ def test_topk_score_agreement_tolerance_scales_with_the_sum_length():
     assert same_topk_scores(reference, reference + [[6e-5, 0, np.nan]], terms=1000)[0]
     assert (1e-4 + 1000 * eps) * 0.5 < 1.1e-4
     assert not same_topk_scores(reference, np.array([[0.5, 0.25, 0.1]]))[0]   # a neighbour only one side has
+
+
+def test_cuda_device_line_names_the_facts_users_compare():
+    from recforge.cli_commands.info import describe_device
+
+    line = describe_device({"index": 0, "name": "NVIDIA H200", "compute_capability": "9.0", "total_memory": 150 << 30,
+                            "total_memory_gib": 150.0, "multiprocessors": 132, "pci_bus_id": "0000:19:00.0",
+                            "supported_by_build": False, "l2_cache_bytes": 52428800})
+    assert line.startswith("NVIDIA H200 (compute capability 9.0, 150.0 GiB, 132 SMs, PCI 0000:19:00.0")
+    assert "NOT supported" in line and "l2_cache_bytes=52428800" in line

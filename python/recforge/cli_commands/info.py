@@ -54,6 +54,27 @@ def library_status(module: str) -> str:
     return f"yes ({version})" if version else "yes"
 
 
+def describe_device(dev: Any) -> str:
+    """One line for a CUDA device: name, compute capability, memory, SMs, whether this build runs on it."""
+    if not isinstance(dev, dict):
+        return str(dev)
+    parts = []
+    if "compute_capability" in dev:
+        parts.append(f"compute capability {dev['compute_capability']}")
+    if "total_memory_gib" in dev:
+        parts.append(f"{float(dev['total_memory_gib']):.1f} GiB")
+    if "multiprocessors" in dev:
+        parts.append(f"{dev['multiprocessors']} SMs")
+    if "pci_bus_id" in dev:
+        parts.append(f"PCI {dev['pci_bus_id']}")
+    if dev.get("supported_by_build") is False:
+        parts.append("NOT supported by the architectures this build was compiled for")
+    shown = {"index", "name", "compute_capability", "total_memory_gib", "total_memory", "multiprocessors",
+             "pci_bus_id", "supported_by_build"}
+    parts += [f"{k}={v}" for k, v in dev.items() if k not in shown]
+    return f"{dev.get('name', 'device')} ({', '.join(parts)})" if parts else str(dev.get("name", dev))
+
+
 def info_sections() -> list[tuple[str, list[tuple[str, Any]]]]:
     """(section title, [(key, value), ...]) for every part of the report."""
     from recforge import __version__
@@ -70,8 +91,8 @@ def info_sections() -> list[tuple[str, list[tuple[str, Any]]]]:
         devices = details.pop("devices", None)
         rows += [(k, ", ".join(map(str, v)) if isinstance(v, (list, tuple)) else v) for k, v in details.items()]
         for i, dev in enumerate(devices or []):
-            text = ", ".join(f"{k}={v}" for k, v in dev.items()) if isinstance(dev, dict) else str(dev)
-            rows.append((f"device {i}", text))
+            index = dev.get("index", i) if isinstance(dev, dict) else i
+            rows.append((f"device {index}", describe_device(dev)))
         sections.append((f"backend {b.name}", rows))
     extras = []
     for module, extra in OPTIONAL_LIBRARIES.items():
