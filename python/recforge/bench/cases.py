@@ -78,8 +78,8 @@ def recforge_impls(fn: Callable[..., Any], threads: list[int], cuda: tuple[bool,
     """recforge on the CPU at each thread count, then on CUDA (or why not).
 
     On CUDA ``fn`` gets host (numpy/scipy) arrays, so the time includes the copies to and from
-    the device; ``device_fn`` (when torch with CUDA is installed) runs on arrays already on the
-    device, which is the kernel's own speed.
+    the device; ``device_fn`` (when cupy, or for dense inputs torch with CUDA, is installed)
+    runs on arrays already on the device, which is the kernel's own speed.
     """
     impls = [Impl("recforge", "cpu", t, (lambda t=t: fn(num_threads=t, backend="cpu"))) for t in threads]
     usable, reason = cuda
@@ -88,10 +88,39 @@ def recforge_impls(fn: Callable[..., Any], threads: list[int], cuda: tuple[bool,
         return impls
     impls.append(Impl("recforge (host arrays, copies included)", "cuda", None, lambda: fn(backend="cuda")))
     if device_fn is not None:
+        impls.append(Impl("recforge (arrays on the device)", "cuda", None, device_fn, sync=device_sync()))
+    return impls
+
+
+def device_copier() -> Callable[[np.ndarray], Any] | None:
+    """numpy -> a GPU array (cupy when installed, else a CUDA torch tensor), or None."""
+    if installed("cupy"):
+        import cupy
+
+        return cupy.asarray
+    if torch_cuda_available():
         import torch
 
-        impls.append(Impl("recforge (arrays on the device)", "cuda", None, device_fn, sync=torch.cuda.synchronize))
-    return impls
+        return lambda a: torch.from_numpy(a).cuda()
+    return None
+
+
+def device_sync() -> Callable[[], None]:
+    """Waits for all queued GPU work (so that timings include it)."""
+    waits = []
+    if installed("cupy"):
+        import cupy
+
+        waits.append(cupy.cuda.runtime.deviceSynchronize)
+    if torch_cuda_available():
+        import torch
+
+        waits.append(torch.cuda.synchronize)
+
+    def sync() -> None:
+        for wait in waits:
+            wait()
+    return sync
 
 
 def to_host(result: Any) -> Any:
@@ -206,10 +235,9 @@ def dense_case(inputs: BenchInputs, kernel: Callable, threads: list[int], cuda, 
     case = Case("dense_topk", f"inner-product top-{k}, {m:,} queries x {n:,} items x {d} dims",
                 flops=2.0 * m * n * d, bytes=(m + n) * d * 4 + m * k * 12)
     device_fn = None
-    if cuda[0] and torch_cuda_available():
-        import torch
-
-        Qd, Vd = torch.from_numpy(Q).cuda(), torch.from_numpy(V).cuda()
+    to_device = device_copier() if cuda[0] else None
+    if to_device is not None:
+        Qd, Vd = to_device(Q), to_device(V)
         device_fn = lambda: kernel(Qd, Vd, k, backend="cuda")  # noqa: E731
     case.impls = recforge_impls(lambda **kw: kernel(Q, V, k, **kw), threads, cuda, device_fn)
     case.agree = agreement.same_dense_topk
@@ -297,13 +325,11 @@ def _propagate_case(inputs: BenchInputs, kernel: Callable, threads: list[int], c
     case = Case("propagate", f"LightGCN mean of {LAYERS} layers, A {n:,} x {n:,} with {A.nnz:,} entries, "
                 f"E {n:,} x {d}", flops=LAYERS * 2.0 * A.nnz * d, bytes=LAYERS * layer_bytes + n * d * 4)
     device_fn = None
-    if cuda[0] and torch_cuda_available():
-        import torch
+    if cuda[0] and installed("cupy"):     # recforge takes a sparse A on the device as cupyx CSR
+        import cupy
+        import cupyx.scipy.sparse as csp
 
-        Ad = torch.sparse_csr_tensor(torch.from_numpy(A.indptr.astype(np.int64)),
-                                     torch.from_numpy(A.indices.astype(np.int64)), torch.from_numpy(A.data),
-                                     size=A.shape).cuda()
-        Ed = torch.from_numpy(E).cuda()
+        Ad, Ed = csp.csr_matrix(A), cupy.asarray(E)
         device_fn = lambda: kernel(Ad, Ed, LAYERS, combine="mean", backend="cuda")  # noqa: E731
     case.impls = recforge_impls(lambda **kw: kernel(A, E, LAYERS, combine="mean", **kw), threads, cuda, device_fn)
     case.agree = agreement.same_dense
