@@ -329,3 +329,23 @@ def test_cuda_device_line_names_the_facts_users_compare():
                             "supported_by_build": False, "l2_cache_bytes": 52428800})
     assert line.startswith("NVIDIA H200 (compute capability 9.0, 150.0 GiB, 132 SMs, PCI 0000:19:00.0")
     assert "NOT supported" in line and "l2_cache_bytes=52428800" in line
+
+
+def test_bench_reports_a_failing_backend_per_row_instead_of_crashing(monkeypatch):
+    """With CUDA claimed usable but not built, the CUDA rows say why they failed; CPU rows still run."""
+    import scipy.sparse as sp
+
+    from recforge.bench import from_matrix, runner
+
+    monkeypatch.setattr(runner, "cuda_status", lambda: (True, ""))
+    rng = np.random.default_rng(0)
+    R = sp.random(60, 40, density=0.2, format="csr", random_state=rng, dtype=np.float32)
+    report = runner.run_benchmark(from_matrix(R, "tiny"), ["dense_topk"], threads=[1], repeat=1, warmup=0,
+                                  peers=False)
+    rows = report["rows"]
+    assert [r["backend"] for r in rows] == ["cpu", "cuda"]
+    assert rows[0]["agrees"] == "reference" and rows[0]["median_s"] > 0
+    from recforge.backend import cuda_info
+
+    if not cuda_info().usable:
+        assert rows[1]["median_s"] is None and rows[1]["note"].startswith("failed: ")
