@@ -235,3 +235,35 @@ def test_long_rows_select_exactly(binary, k):
     for i in range(X.shape[0]):
         row = S.getrow(i)
         check_topk_row(row.indices, row.data, ref[i], k, 1e-4, forbidden=[i])
+
+
+@settings(max_examples=80, deadline=None)
+@given(problems())
+def test_half_product_with_shared_row_buffers(problem):
+    # with no budget for per-thread row buffers the half product shares one locked set
+    import recforge.kernels.similarity as module
+    X, Y, k, metric, E = problem
+    saved = module.HALF_PRODUCT_PRIVATE_BUDGET
+    module.HALF_PRODUCT_PRIVATE_BUDGET = 0
+    try:
+        assert_matches_reference(X, k, None, metric=metric, exclude=None, num_threads=2)
+    finally:
+        module.HALF_PRODUCT_PRIVATE_BUDGET = saved
+
+
+def test_half_product_is_taken_for_dense_products():
+    # many multiply-adds per produced pair: the kernel forms each pair once (both code paths)
+    import recforge.kernels.similarity as module
+    rng = np.random.default_rng(12)
+    X = random_csr(rng, 60, 8, 0.9)
+    Xt = X.T.tocsr()
+    assert module._half_product_pays(X, Xt, 1)
+    for budget in (0, module.HALF_PRODUCT_PRIVATE_BUDGET):
+        saved = module.HALF_PRODUCT_PRIVATE_BUDGET
+        module.HALF_PRODUCT_PRIVATE_BUDGET = budget
+        try:
+            assert_matches_reference(X, 5, metric="cosine", num_threads=2)
+            assert_matches_reference(X, 5, metric="pearson", num_threads=2,
+                                     exclude=sp.random(60, 60, density=0.2, format="csr", random_state=1))
+        finally:
+            module.HALF_PRODUCT_PRIVATE_BUDGET = saved

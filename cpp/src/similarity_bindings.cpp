@@ -67,7 +67,7 @@ py::tuple run_typed(const py::array& x_indptr, const py::array& x_indices, const
                     double shrink, double min_support, const py::object& x_scale,
                     const py::object& y_scale, const py::object& x_size, const py::object& y_size,
                     bool symmetric, bool exclude_self, const py::object& ex_indptr, const py::object& ex_indices,
-                    int num_threads) {
+                    int num_threads, int64_t private_budget) {
     auto x = view<T, I>(x_indptr, x_indices, x_data, m, d);
     auto yt = view<T, I, J>(yt_indptr, yt_indices, yt_data, d, n);
     if (static_cast<Kind>(kind) == Kind::Jaccard) x.data = yt.data = nullptr;  // pattern only
@@ -86,7 +86,8 @@ py::tuple run_typed(const py::array& x_indptr, const py::array& x_indices, const
         py::gil_scoped_release release;
         auto go = [&](auto policy) {
             using P = decltype(policy);
-            result = Kernel<P, T, I, J>(x, yt, ctx, k, symmetric, exclude_self, has_exclude ? &ex : nullptr).run(num_threads);
+            result = Kernel<P, T, I, J>(x, yt, ctx, k, symmetric, exclude_self, has_exclude ? &ex : nullptr,
+                                                static_cast<size_t>(private_budget)).run(num_threads);
         };
         switch (static_cast<Kind>(kind)) {
             case Kind::Dot:
@@ -106,7 +107,7 @@ py::tuple similarity_topk(const py::array& x_indptr, const py::array& x_indices,
                           double shrink, double min_support, const py::object& x_scale,
                           const py::object& y_scale, const py::object& x_size,
                           const py::object& y_size, bool symmetric, bool exclude_self, const py::object& ex_indptr,
-                          const py::object& ex_indices, int num_threads) {
+                          const py::object& ex_indices, int num_threads, int64_t private_budget) {
     const bool f64 = py::cast<py::array>(x_data).dtype().itemsize() == 8;
     const bool i64 = x_indices.dtype().itemsize() == 8;
     const bool narrow = yt_indices.dtype().itemsize() == 2;  // uint16 columns of Yt
@@ -116,11 +117,12 @@ py::tuple similarity_topk(const py::array& x_indptr, const py::array& x_indices,
             return run_typed<T, I, uint16_t>(x_indptr, x_indices, x_data, m, d, yt_indptr,         \
                                              yt_indices, yt_data, n, kind, count, k, shrink,       \
                                              min_support, x_scale, y_scale, x_size, y_size,        \
-                                             symmetric, exclude_self, ex_indptr, ex_indices, num_threads);       \
+                                             symmetric, exclude_self, ex_indptr, ex_indices, num_threads,       \
+                                             private_budget);                                      \
         return run_typed<T, I, I>(x_indptr, x_indices, x_data, m, d, yt_indptr, yt_indices,        \
                                   yt_data, n, kind, count, k, shrink, min_support, x_scale,        \
                                   y_scale, x_size, y_size, symmetric, exclude_self, ex_indptr, ex_indices,       \
-                                  num_threads);                                                    \
+                                  num_threads, private_budget);                                    \
     } while (0)
     if (f64) {
         if (i64) RECFORGE_SIM_CALL(double, int64_t);
@@ -131,13 +133,69 @@ py::tuple similarity_topk(const py::array& x_indptr, const py::array& x_indices,
 #undef RECFORGE_SIM_CALL
 }
 
+// Calls fn(typed pointer) for an int32 or int64 array.
+template <class Fn>
+auto with_index_type(const py::array& a, Fn&& fn) {
+    if (a.dtype().itemsize() == 8) return fn(static_cast<const int64_t*>(a.data()));
+    return fn(static_cast<const int32_t*>(a.data()));
+}
+
+// Per-row sums of squares of a CSR's values (float64), without O(nnz) temporaries.
+py::array_t<double> row_square_sums(const py::array& indptr, const py::array& data, int num_threads) {
+    const int64_t m = indptr.shape(0) - 1;
+    py::array_t<double> out(m);
+    double* o = out.mutable_data();
+    const bool f64 = data.dtype().itemsize() == 8;
+    with_index_type(indptr, [&](const auto* p) {
+        py::gil_scoped_release release;
+        auto run = [&](const auto* v) {
+#pragma omp parallel for num_threads(num_threads) schedule(static)
+            for (int64_t i = 0; i < m; ++i) {
+                double acc = 0.0;
+                for (int64_t q = p[i]; q < static_cast<int64_t>(p[i + 1]); ++q) acc += static_cast<double>(v[q]) * v[q];
+                o[i] = acc;
+            }
+        };
+        if (f64) run(static_cast<const double*>(data.data()));
+        else run(static_cast<const float*>(data.data()));
+        return 0;
+    });
+    return out;
+}
+
+// Per-row sums of weights[column] over a CSR's stored entries (e.g. the work of a product).
+py::array_t<double> row_weight_sums(const py::array& indptr, const py::array& indices,
+                                    const py::array_t<double, py::array::c_style>& weights, int num_threads) {
+    const int64_t m = indptr.shape(0) - 1;
+    py::array_t<double> out(m);
+    double* o = out.mutable_data();
+    const double* w = weights.data();
+    with_index_type(indptr, [&](const auto* p) {
+        return with_index_type(indices, [&](const auto* idx) {
+            py::gil_scoped_release release;
+#pragma omp parallel for num_threads(num_threads) schedule(static)
+            for (int64_t i = 0; i < m; ++i) {
+                double acc = 0.0;
+                for (int64_t q = p[i]; q < static_cast<int64_t>(p[i + 1]); ++q) acc += w[idx[q]];
+                o[i] = acc;
+            }
+            return 0;
+        });
+    });
+    return out;
+}
+
 }  // namespace
 
 void register_similarity(py::module_& m) {
+    m.def("row_square_sums", &row_square_sums, py::arg("indptr"), py::arg("data"), py::arg("num_threads"),
+          "Per-row sum of squared values of a CSR (float64).");
+    m.def("row_weight_sums", &row_weight_sums, py::arg("indptr"), py::arg("indices"), py::arg("weights"),
+          py::arg("num_threads"), "Per-row sum of weights[column] over the stored entries of a CSR.");
     m.def("similarity_topk", &similarity_topk, py::arg("x_indptr"), py::arg("x_indices"),
           py::arg("x_data"), py::arg("m"), py::arg("d"), py::arg("yt_indptr"), py::arg("yt_indices"),
           py::arg("yt_data"), py::arg("n"), py::arg("kind"), py::arg("count"), py::arg("k"),
           py::arg("shrink"), py::arg("min_support"), py::arg("x_scale"), py::arg("y_scale"),
-          py::arg("x_size"), py::arg("y_size"), py::arg("symmetric"), py::arg("exclude_self"), py::arg("ex_indptr"), py::arg("ex_indices"), py::arg("num_threads"),
+          py::arg("x_size"), py::arg("y_size"), py::arg("symmetric"), py::arg("exclude_self"), py::arg("ex_indptr"), py::arg("ex_indices"), py::arg("num_threads"), py::arg("private_budget"),
           "Unchecked core of recforge.kernels.similarity_topk; returns (indptr, indices, data).");
 }

@@ -9,6 +9,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
+#include <memory>
 #include <vector>
 
 #include <omp.h>
@@ -138,16 +139,19 @@ public:
     // symmetric: Y = X, each pair formed once (half product, shared row buffers).
     // exclude_self: Y = X computed as a general product; row i never returns i.
     Kernel(const CsrView<T, I>& x, const CsrView<T, I, J>& yt, const Context<T>& ctx, int64_t k,
-           bool symmetric, bool exclude_self, const CsrView<T, I>* exclude = nullptr)
+           bool symmetric, bool exclude_self, const CsrView<T, I>* exclude = nullptr,
+           size_t private_budget = size_t(512) << 20)
         : x_(x), yt_(yt), ctx_(ctx), k_(k), symmetric_(symmetric), exclude_self_(exclude_self),
-          exclude_(exclude) {}
+          exclude_(exclude), private_budget_(private_budget) {}
 
     RowResults<T, I> run(int num_threads) const {
         const int64_t m = x_.rows;
         RowResults<T, I> out;
         out.k = k_;
         out.counts.assign(m, 0);
-        if (symmetric_) {
+        if (symmetric_ && RowTopKSet<T, I>::bytes(m, k_) * num_threads <= private_budget_) {
+            run_half_private(num_threads, out);
+        } else if (symmetric_) {
             SharedRowTopK<T, I> heaps(m, k_);
 #pragma omp parallel num_threads(num_threads)
             {
@@ -185,6 +189,46 @@ public:
     }
 
 private:
+    // Half product with one set of row buffers per thread (when they fit private_budget_ bytes):
+    // no locks and no cache lines shared between threads; the sets are merged row by row.
+
+    void run_half_private(int num_threads, RowResults<T, I>& out) const {
+        const int64_t m = x_.rows;
+        std::vector<std::unique_ptr<RowTopKSet<T, I>>> sets(static_cast<size_t>(num_threads));
+#pragma omp parallel num_threads(num_threads)
+        {
+            const int t = omp_get_thread_num();
+            sets[t] = std::make_unique<RowTopKSet<T, I>>(m, k_);
+            RowTopKSet<T, I>& mine = *sets[t];
+            State st(n_cols(), k_);
+#pragma omp for schedule(dynamic, 8)
+            for (int64_t i = 0; i < m; ++i) {
+                const size_t kept = row_topk(i, st, [&](T s, int64_t j) {
+                    if (!excluded(j, i)) mine.push(j, s, static_cast<I>(i));
+                });
+                mine.push_many(i, st.best.data(), kept);
+            }
+        }
+        out.entries.resize(static_cast<size_t>(m * k_));
+#pragma omp parallel num_threads(num_threads)
+        {
+            std::vector<Scored<T, I>> merged(static_cast<size_t>(k_) * sets.size());
+#pragma omp for schedule(static)
+            for (int64_t i = 0; i < m; ++i) {
+                size_t n = 0;
+                for (auto& set : sets) {
+                    int64_t cnt = 0;
+                    const Scored<T, I>* row = set->finish_row(i, cnt);
+                    std::copy(row, row + cnt, merged.begin() + n);
+                    n += static_cast<size_t>(cnt);
+                }
+                const size_t kept = select_topk(merged.data(), n, static_cast<size_t>(k_));
+                std::copy(merged.begin(), merged.begin() + kept, out.entries.begin() + i * k_);
+                out.counts[i] = static_cast<int64_t>(kept);
+            }
+        }
+    }
+
     struct State {
         std::vector<A> acc;
         std::vector<I> touched;
@@ -346,6 +390,7 @@ private:
     bool symmetric_;
     bool exclude_self_;
     const CsrView<T, I>* exclude_;
+    size_t private_budget_;
 };
 
 }  // namespace similarity

@@ -120,6 +120,40 @@ private:
     Scored<S, I> kth_{-std::numeric_limits<S>::infinity(), std::numeric_limits<I>::max()};
 };
 
+// One TopKBuffer per output row, owned by one thread (no locks, no shared cache lines).
+template <class S, class I>
+class RowTopKSet {
+public:
+    RowTopKSet(int64_t rows, int64_t k)
+        : cap_(static_cast<int64_t>(TopKBuffer<S, I>::capacity(k))), entries_(static_cast<size_t>(rows * cap_)) {
+        rows_.reserve(static_cast<size_t>(rows));
+        for (int64_t r = 0; r < rows; ++r) {
+            rows_.emplace_back(&entries_[static_cast<size_t>(r * cap_)], static_cast<size_t>(k));
+        }
+    }
+
+    static size_t bytes(int64_t rows, int64_t k) {
+        return static_cast<size_t>(rows) * (TopKBuffer<S, I>::capacity(k) * sizeof(Scored<S, I>) + sizeof(TopKBuffer<S, I>));
+    }
+
+    void push(int64_t r, S score, I index) { rows_[r].push(Scored<S, I>{score, index}); }
+
+    void push_many(int64_t r, const Scored<S, I>* items, size_t n) {
+        for (size_t t = 0; t < n; ++t) rows_[r].push(items[t]);
+    }
+
+    // Sorts row r best first (after all pushes); returns its entries and count.
+    const Scored<S, I>* finish_row(int64_t r, int64_t& count) {
+        count = static_cast<int64_t>(rows_[r].finish());
+        return &entries_[static_cast<size_t>(r * cap_)];
+    }
+
+private:
+    int64_t cap_;
+    std::vector<Scored<S, I>> entries_;
+    std::vector<TopKBuffer<S, I>> rows_;
+};
+
 // One TopKBuffer per output row that several threads may push into at once. A lock-free
 // read of the row's threshold rejects most candidates without taking the row's lock.
 template <class S, class I>

@@ -16,6 +16,10 @@ METRICS = ("dot", "cosine", "jaccard", "pearson", "msd", "adjusted_cosine", "bm2
 # Kernel kinds of the compiled core (recforge/similarity.hpp: Kind).
 _DOT, _JACCARD, _PEARSON, _MSD = 0, 1, 2, 3
 
+# Bytes the half product may spend on per-thread row buffers before it shares one set of
+# locked buffers between threads instead.
+HALF_PRODUCT_PRIVATE_BUDGET = 512 << 20
+
 BM25_K1 = 1.2
 BM25_B = 0.75
 
@@ -98,7 +102,7 @@ def similarity_topk(X: Any, k: int, Y: Any = None, *, metric: str = "cosine", sh
             return csp.csr_matrix(empty)
         return empty
 
-    X, Y, kind, x_scale, y_scale, x_size, y_size = _prepare(metric, X, None if symmetric else Y)
+    X, Y, kind, x_scale, y_scale, x_size, y_size = _prepare(metric, X, None if symmetric else Y, threads)
     count = kind == _DOT and (shrink > 0 or min_support > 1)
     corpus = X if Y is None else Y
     if chosen == "cuda":  # Y is transposed on the device
@@ -109,7 +113,7 @@ def similarity_topk(X: Any, k: int, Y: Any = None, *, metric: str = "cosine", sh
             symmetric, use_values=kind != _JACCARD, exclude=exclude, device_output=device_output,
             wide_indices=v.index_dtype_for(X, corpus, *([] if exclude is None else [exclude])) == np.int64)
     Yt = v.transpose_csr(corpus)
-    half = symmetric and _half_product_pays(X, Yt)
+    half = symmetric and _half_product_pays(X, Yt, threads)
     idx = v.index_dtype_for(X, Yt, *([] if exclude is None else [exclude]))
     xp, xi, xd = v.core_arrays(X, idx)
     tp, ti, td = v.core_arrays(Yt, idx)
@@ -122,22 +126,23 @@ def similarity_topk(X: Any, k: int, Y: Any = None, *, metric: str = "cosine", sh
     indptr, indices, data = _core.similarity_topk(
         xp, xi, xd, m, d, tp, ti, yt_values, n,
         kind, count, min(k, n), shrink, float(min_support),
-        x_scale, y_scale, x_size, y_size, half, symmetric and not half, ep, ei, threads)
+        x_scale, y_scale, x_size, y_size, half, symmetric and not half, ep, ei, threads,
+        HALF_PRODUCT_PRIVATE_BUDGET)
     return sp.csr_matrix((data, indices, indptr), shape=(m, n))
 
 
-def _half_product_pays(X: sp.csr_matrix, Xt: sp.csr_matrix, ratio: float = 4.0) -> bool:
+def _half_product_pays(X: sp.csr_matrix, Xt: sp.csr_matrix, threads: int, ratio: float = 4.0) -> bool:
     """Whether forming each pair once (half the multiply-adds) beats the plain product.
 
     The half product offers every pair to two shared row buffers, so it pays when the
     multiply-adds per row (work) dwarf the pairs they produce (at most min(n, work) per row).
     """
-    work = sp.csr_matrix((np.ones(X.nnz), X.indices, X.indptr), shape=X.shape) @ np.diff(Xt.indptr).astype(np.float64)
+    work = _core.row_weight_sums(X.indptr, X.indices, np.diff(Xt.indptr).astype(np.float64), threads)
     pairs = np.minimum(work, X.shape[0]).sum()
     return pairs > 0 and work.sum() >= ratio * pairs
 
 
-def _prepare(metric: str, X: sp.csr_matrix, Y: sp.csr_matrix | None):
+def _prepare(metric: str, X: sp.csr_matrix, Y: sp.csr_matrix | None, threads: int):
     """Reweighted operands, kernel kind, and per-row scales (1/norm) or sizes for the metric."""
     none = None
     if metric == "dot":
@@ -154,15 +159,14 @@ def _prepare(metric: str, X: sp.csr_matrix, Y: sp.csr_matrix | None):
         X, Y = _center_columns(X, Y)
     elif metric in ("tfidf", "bm25"):
         X, Y = _weight_rows(metric, X, Y)
-    x_scale = _inverse_norms(X)
-    y_scale = x_scale if Y is None else _inverse_norms(Y)
+    x_scale = _inverse_norms(X, threads)
+    y_scale = x_scale if Y is None else _inverse_norms(Y, threads)
     return X, Y, _DOT, x_scale, y_scale, none, none
 
 
-def _inverse_norms(X: sp.csr_matrix) -> np.ndarray:
+def _inverse_norms(X: sp.csr_matrix, threads: int) -> np.ndarray:
     """1 / ||row||_2, and 0 for empty rows."""
-    sq = np.bincount(np.repeat(np.arange(X.shape[0]), np.diff(X.indptr)),
-                     weights=np.square(X.data, dtype=np.float64), minlength=X.shape[0])
+    sq = _core.row_square_sums(X.indptr, X.data, threads)
     with np.errstate(divide="ignore"):
         inv = np.where(sq > 0, 1.0 / np.sqrt(sq), 0.0)
     return inv.astype(X.dtype)
