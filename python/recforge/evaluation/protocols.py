@@ -44,7 +44,8 @@ import scipy.sparse as sp
 
 from recforge.evaluation import metrics as M
 from recforge.evaluation.names import MetricSpec, parse_metrics
-from recforge.evaluation.progress import progress_bar
+from recforge._progress import progress_bar
+from recforge.data.pairs import is_stored as stored
 from recforge.kernels import _validation as v
 
 PROTOCOLS = ("full", "sampled")
@@ -168,16 +169,6 @@ def model_scores(model: Any, users: np.ndarray, items: np.ndarray) -> np.ndarray
     if not np.all(np.isfinite(scores)):
         raise ValueError("model.predict returned NaN or infinite scores")
     return scores
-
-
-def stored(X: sp.csr_matrix, rows: np.ndarray, cols: np.ndarray) -> np.ndarray:
-    """Whether (rows[i], cols[i]) is a stored entry of the canonical CSR X (one binary search)."""
-    n = np.int64(X.shape[1])
-    keys = np.repeat(np.arange(X.shape[0], dtype=np.int64), np.diff(X.indptr)) * n + X.indices
-    if keys.size == 0:
-        return np.zeros(rows.shape, dtype=bool)
-    q = rows.astype(np.int64) * n + cols
-    return keys[np.minimum(np.searchsorted(keys, q), keys.size - 1)] == q
 
 
 def chunks(users: np.ndarray, size: int, bar=None) -> Iterable[np.ndarray]:

@@ -21,7 +21,7 @@ from typing import Any, Callable, Iterable, Mapping, Sequence
 import numpy as np
 
 from recforge.evaluation.names import lower_is_better, parse_metrics
-from recforge.evaluation.progress import progress_bar
+from recforge._progress import progress_bar
 from recforge.evaluation.protocols import evaluate, import_pandas
 
 

@@ -2,11 +2,16 @@
 place for the rows whose data changed (``partial_fit``), both on ``similarity_topk``."""
 from __future__ import annotations
 
+from functools import partial
+
 import numpy as np
 import scipy.sparse as sp
 
 from recforge.kernels import similarity_topk
-from recforge.models._progress import progress_bar
+from recforge._progress import progress_bar as _progress_bar
+
+# Long fits only: the bar appears after half a second and is cleared when done.
+progress_bar = partial(_progress_bar, delay=0.5, leave=False)
 
 #: rows per similarity_topk call when a progress bar is shown
 BLOCK_ROWS = 4096

@@ -4,6 +4,7 @@ from __future__ import annotations
 import numpy as np
 import scipy.sparse as sp
 
+from recforge.data.pairs import is_stored
 from recforge.models.base import Recommender, dense_blocks
 from recforge.models.ranking import PAD_ITEM, PAD_SCORE, topn_dense
 
@@ -43,7 +44,7 @@ class MostPopular(Recommender):
         head = self.ranking_[:n + most_excluded]          # the answer lies in these for every row
         cand = np.broadcast_to(head, (m, head.size))
         if exclude is not None:
-            keep = ~_stored(exclude, np.repeat(np.arange(m), head.size), cand.ravel()).reshape(m, head.size)
+            keep = ~is_stored(exclude, np.repeat(np.arange(m), head.size), cand.ravel()).reshape(m, head.size)
         else:
             keep = np.ones((m, head.size), dtype=bool)
         place = np.cumsum(keep, axis=1) - 1
@@ -101,13 +102,3 @@ class Random(Recommender):
 
     def _predict_codes(self, users, items):
         return self._scores(users, items)
-
-
-def _stored(X: sp.csr_matrix, rows: np.ndarray, cols: np.ndarray) -> np.ndarray:
-    """Whether (rows[k], cols[k]) is stored in the canonical CSR X."""
-    n = np.int64(X.shape[1])
-    keys = np.repeat(np.arange(X.shape[0], dtype=np.int64), np.diff(X.indptr)) * n + X.indices
-    if keys.size == 0:
-        return np.zeros(rows.shape, dtype=bool)
-    q = rows.astype(np.int64) * n + cols
-    return keys[np.minimum(np.searchsorted(keys, q), keys.size - 1)] == q
