@@ -63,8 +63,12 @@ def similarity_topk(X: Any, k: int, Y: Any = None, *, metric: str = "cosine", sh
     ``shrink``: Koren's shrinkage :math:`s \cdot n / (n + \mathrm{shrink})` on top of any metric.
 
     Memory is O(num_threads x n + output): neither a dense m x n matrix nor the full sparse
-    product is ever formed. ``num_threads=0`` uses every core; the GIL is released meanwhile.
-    Returns float32 scores, or float64 when X or Y is float64.
+    product is ever formed. With Y=None and a product whose multiply-adds far exceed the pairs
+    it yields, each pair is formed once and offered to both rows; each thread then keeps its
+    own 2k-entry buffer per row (merged at the end) while that fits
+    ``HALF_PRODUCT_PRIVATE_BUDGET`` bytes, else the threads share one set of locked buffers.
+    ``num_threads=0`` uses every core; the GIL is released meanwhile. Results do not depend on
+    the thread count. Returns float32 scores, or float64 when X or Y is float64.
 
     ``backend="cuda"`` (or ``"auto"`` with cupyx inputs or ``RECFORGE_BACKEND=cuda``) runs the
     same computation on the GPU in row tiles (memory: a tile of dense similarities); cupyx
