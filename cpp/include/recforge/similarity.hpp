@@ -217,6 +217,7 @@ private:
             for (int64_t i = 0; i < m; ++i) {
                 size_t n = 0;
                 for (auto& set : sets) {
+                    if (!set) continue;  // OpenMP may run fewer threads than asked for
                     int64_t cnt = 0;
                     const Scored<T, I>* row = set->finish_row(i, cnt);
                     std::copy(row, row + cnt, merged.begin() + n);
