@@ -267,3 +267,23 @@ def test_half_product_is_taken_for_dense_products():
                                      exclude=sp.random(60, 60, density=0.2, format="csr", random_state=1))
         finally:
             module.HALF_PRODUCT_PRIVATE_BUDGET = saved
+
+
+def test_fewer_openmp_threads_than_requested(tmp_path):
+    # OMP_THREAD_LIMIT caps the team below num_threads: results must not change (nor crash)
+    import os
+    import subprocess
+    import sys
+    code = (
+        "import numpy as np, scipy.sparse as sp\n"
+        "from recforge.kernels import similarity_topk\n"
+        "X = sp.random(300, 20, density=0.8, format='csr', random_state=0, dtype=np.float32)\n"
+        "a = similarity_topk(X, 5, num_threads=4)\n"
+        "np.save(r'%s', np.concatenate([a.indptr, a.indices]).astype(np.float64))\n"
+        "np.save(r'%s', a.data)\n" % (tmp_path / "idx.npy", tmp_path / "val.npy"))
+    env = dict(os.environ, OMP_THREAD_LIMIT="1")
+    subprocess.run([sys.executable, "-c", code], check=True, env=env, timeout=120)
+    X = sp.random(300, 20, density=0.8, format="csr", random_state=0, dtype=np.float32)
+    b = similarity_topk(X, 5, num_threads=1)
+    np.testing.assert_array_equal(np.load(tmp_path / "idx.npy"), np.concatenate([b.indptr, b.indices]))
+    np.testing.assert_array_equal(np.load(tmp_path / "val.npy"), b.data)
