@@ -72,11 +72,10 @@ struct DotPolicy {
     __device__ static double score(const Acc* ch, int64_t i, int64_t j, const Ctx<T>& c) {
         double s = ch[0];
         if (c.x_scale) {
-            // The CPU forms a symmetric pair once, from its smaller row: scale in that order.
-            const int64_t a = c.symmetric ? min(i, j) : i;
-            const int64_t b = c.symmetric ? max(i, j) : j;
-            const T t = ch[0] * c.x_scale[a];
-            s = static_cast<double>(static_cast<T>(t * c.y_scale[b]));
+            // Row order (a x_i) y_j, as the CPU core forms every row (its half product, chosen
+            // by a cost heuristic, may differ in the last bit).
+            const T t = ch[0] * c.x_scale[i];
+            s = static_cast<double>(static_cast<T>(t * c.y_scale[j]));
         }
         if constexpr (Count) {
             if (ch[1] < c.min_support) return 0.0;
