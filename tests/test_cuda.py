@@ -145,6 +145,8 @@ def test_bad_arguments_fail_before_any_gpu_work():
         cd.dense_topk_cuda(np.array([[np.nan, 1.0]]), np.ones((4, 2)), 2)
     with pytest.raises(ValueError, match="2-D"):
         cd.dense_topk_cuda(np.ones(3), np.ones((4, 3)), 2)
+    with pytest.raises(ValueError, match="overflow float32"):  # 3 * 2e19 * 2e19 = 1.2e39 > 3.4e38
+        cd.dense_topk_cuda(np.full((2, 3), 2e19, np.float32), np.full((4, 3), -2e19, np.float32), 2)
     with pytest.raises(ValueError, match="columns but B has"):
         cd.spmm_cuda(sp.identity(3, format="csr"), np.ones((4, 2)))
     with pytest.raises(ValueError, match="square"):

@@ -23,6 +23,7 @@ from recforge.kernels._cuda_arrays import (Placement, check_dense, device_csr, i
                                            on_device)
 
 _INT32_MAX = int(np.iinfo(np.int32).max)
+_FLOAT32_MAX = float(np.finfo(np.float32).max)
 
 
 def scratch_budget(requested: int = 0) -> int:
@@ -181,6 +182,10 @@ def dense_topk_cuda(Q: Any, V: Any, k: int, *, exclude: Any = None, metric: str 
     check_dense(V, "V")
     if Q.shape[1] != V.shape[1]:
         raise ValueError(f"Q and V must have the same number of columns, got {Q.shape[1]} and {V.shape[1]}")
+    if metric == "dot" and Q.shape[1] * _max_abs(Q) * _max_abs(V) >= _FLOAT32_MAX:
+        # |<q, v>| <= d max|q| max|v|; the kernel sums in float32 (the CPU kernel's rule).
+        raise ValueError("Q and V hold values so large that inner products may overflow float32 scores; "
+                         "rescale them (or use metric='cosine')")
     _require_cuda(Q, V, exclude)
     from recforge import _cuda
 
@@ -205,6 +210,23 @@ def dense_topk_cuda(Q: Any, V: Any, k: int, *, exclude: Any = None, metric: str 
         indices = xp.concatenate([indices, pad_i], 1) if xp.__name__ != "torch" else xp.cat([indices, pad_i], 1)
         scores = xp.concatenate([scores, pad_s], 1) if xp.__name__ != "torch" else xp.cat([scores, pad_s], 1)
     return indices, scores
+
+
+def _max_abs(x: Any) -> float:
+    """The largest absolute value of a host or device array (0 when it is empty)."""
+    if is_torch(x):
+        t = x.detach()
+        t = t if t.is_floating_point() else t.double()
+        return float(t.abs().max()) if t.numel() else 0.0
+    if on_device(x):
+        from recforge.kernels._cuda_arrays import as_cupy
+
+        a = as_cupy(x)
+    else:
+        a = np.asarray(x)
+    if a.dtype.kind != "f":
+        a = a.astype(np.float64)
+    return float(abs(a).max()) if a.size else 0.0
 
 
 def _as_float32(x: Any):
