@@ -135,6 +135,8 @@ class Placement:
             import torch
 
             t = x.detach().to(device=f"cuda:{self.device}", dtype=getattr(torch, dtype.name)).contiguous()
+            if self.kind != "torch":  # torch worked on its own stream, the kernel runs on cupy's
+                torch.cuda.current_stream(self.device).synchronize()
             return Staged(int(t.data_ptr()), t, tuple(t.shape), dtype)
         cupy = _cupy()
         with cupy.cuda.Device(self.device):
