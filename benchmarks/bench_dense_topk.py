@@ -11,21 +11,11 @@ scores set to -inf before topk. Results are checked to agree; medians and ratios
 from __future__ import annotations
 
 import argparse
-import statistics
-import time
 
 import numpy as np
 import scipy.sparse as sp
 
-
-def median_time(fn, repeats: int) -> tuple[float, object]:
-    fn()  # warm-up
-    times, out = [], None
-    for _ in range(repeats):
-        start = time.perf_counter()
-        out = fn()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times), out
+from common import median_time
 
 
 def random_exclusion(m: int, n: int, per_row: int, seed: int = 2) -> sp.csr_matrix:

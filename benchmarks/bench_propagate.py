@@ -13,22 +13,13 @@ from __future__ import annotations
 
 import argparse
 import os
-import statistics
 import time
 from pathlib import Path
 
 import numpy as np
 import scipy.sparse as sp
 
-
-def median_time(fn, repeats: int) -> tuple[float, object]:
-    fn()  # warm-up (page faults, thread pools)
-    times, out = [], None
-    for _ in range(repeats):
-        start = time.perf_counter()
-        out = fn()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times), out
+from common import median_time
 
 
 def power_law_draws(rng, size: int, count: int, offset: float, exponent: float) -> np.ndarray:

@@ -95,6 +95,12 @@ def measure(fn: Callable[[], object], repeat: int = 3, warmup: int = 1) -> tuple
     return statistics.median(times), max(times) - min(times), result
 
 
+def median_time(fn: Callable[[], object], repeats: int) -> tuple[float, object]:
+    """(median seconds over ``repeats`` runs after one warm-up run, last result)."""
+    median, _, result = measure(fn, repeat=repeats, warmup=1)
+    return median, result
+
+
 def print_table(rows: list[dict], columns: list[str]) -> None:
     """A plain fixed-width table (benchmarks avoid optional dependencies)."""
     widths = {c: max(len(c), *(len(str(r.get(c, ""))) for r in rows)) for c in columns}
