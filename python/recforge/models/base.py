@@ -71,15 +71,7 @@ def as_user_items(data: Any, name: str = "data", duplicates: str = "sum") -> tup
     else:
         raise TypeError(f"{name} must be recforge.data.Interactions or a 2-D scipy.sparse users x items "
                         f"matrix, got {type(data).__name__}")
-    R = sp.csr_matrix(R, dtype=np.float32)
-    if not np.all(np.isfinite(R.data)):
-        raise ValueError(f"{name} contains NaN or infinite values")
-    if not R.has_canonical_format:
-        R = R.copy()
-        R.sum_duplicates()
-    if R.nnz and not np.all(R.data != 0):
-        R = R.copy()
-        R.eliminate_zeros()
+    R = v.with_value_dtype(v.as_csr(R, name), np.dtype(np.float32))
     return R, user_ids, item_ids
 
 
