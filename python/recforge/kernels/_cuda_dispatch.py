@@ -9,7 +9,6 @@ Each raises :class:`recforge.backend.BackendUnavailableError` when CUDA cannot b
 """
 from __future__ import annotations
 
-import operator
 import os
 from typing import Any
 
@@ -296,14 +295,7 @@ def propagate_cuda(A: Any, E: Any, layers: int, combine: Any = "mean"):
     r"""LightGCN propagation on the GPU: :math:`E_0 = E,\ E_{l+1} = A E_l`, combined as
     :math:`\sum_l w_l E_l` (``mean``: :math:`w_l = 1/(L+1)`, ``sum``: 1, ``last``: only :math:`E_L`,
     or L + 1 explicit weights). A is square (n x n), E is n x d."""
-    if isinstance(layers, (bool, np.bool_)):
-        raise TypeError("layers must be an integer, got bool")
-    try:
-        layers = operator.index(layers)
-    except TypeError:
-        raise TypeError(f"layers must be an integer, got {type(layers).__name__}") from None
-    if layers < 0:
-        raise ValueError(f"layers must be >= 0, got {layers}")
+    layers = v.check_int(layers, "layers", 0)
     weights = combine_weights(combine, layers)
     A, dtype = _graph_operands(A, E, "E")
     if A.shape[0] != A.shape[1]:

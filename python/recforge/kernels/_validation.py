@@ -14,17 +14,22 @@ import scipy.sparse as sp
 VALUE_DTYPES = (np.float32, np.float64)
 
 
-def check_positive_int(value: Any, name: str) -> int:
-    """An integer >= 1 (bools and floats are rejected)."""
+def check_int(value: Any, name: str, minimum: int) -> int:
+    """An integer >= minimum (bools and floats are rejected)."""
     if isinstance(value, (bool, np.bool_)):
         raise TypeError(f"{name} must be an integer, got bool")
     try:
         value = operator.index(value)
     except TypeError:
         raise TypeError(f"{name} must be an integer, got {type(value).__name__}") from None
-    if value <= 0:
-        raise ValueError(f"{name} must be >= 1, got {value}")
+    if value < minimum:
+        raise ValueError(f"{name} must be >= {minimum}, got {value}")
     return value
+
+
+def check_positive_int(value: Any, name: str) -> int:
+    """An integer >= 1 (bools and floats are rejected)."""
+    return check_int(value, name, 1)
 
 
 def check_non_negative_float(value: Any, name: str) -> float:

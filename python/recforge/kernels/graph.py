@@ -75,15 +75,12 @@ def propagate(A: Any, E: Any, layers: int, *, combine: Combine = "mean", num_thr
     """
     threads = resolve_num_threads(num_threads)
     on_cuda = resolve_backend(backend, A, E, supported=("cpu", "cuda")) == "cuda"
-    if isinstance(layers, (bool, np.bool_)) or not isinstance(layers, (int, np.integer)):
-        raise TypeError(f"layers must be an integer, got {type(layers).__name__}")
-    if layers < 0:
-        raise ValueError(f"layers must be >= 0, got {layers}")
-    weights = combine_weights(combine, int(layers))
+    layers = v.check_int(layers, "layers", 0)
+    weights = combine_weights(combine, layers)
     if on_cuda:
         from recforge.kernels._cuda_dispatch import propagate_cuda
 
-        return propagate_cuda(A, E, int(layers), weights)
+        return propagate_cuda(A, E, layers, weights)
     A = v.as_csr(A, "A")
     if A.shape[0] != A.shape[1]:
         raise ValueError(f"A must be square, got shape {A.shape}")

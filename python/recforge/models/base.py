@@ -243,14 +243,7 @@ class Recommender:
         return E
 
     def _item_ids_of(self, items: np.ndarray) -> np.ndarray:
-        id_array = self.item_ids_.to_numpy()
-        out = id_array[np.maximum(items, 0)]
-        if id_array.dtype.kind == "O":
-            out = out.astype(object)
-            out[items < 0] = None
-        else:
-            out = np.where(items < 0, -1, out)
-        return out
+        return ids_of_codes(self.item_ids_, items)
 
     # ------------------------------------------------------------------ predict
     def predict(self, users: Any, items: Any, *, ids: bool = False) -> np.ndarray:
@@ -295,3 +288,15 @@ class Recommender:
     def _restore(self, state: dict[str, Any]) -> None:
         for key, value in state.items():
             setattr(self, key, value)
+
+
+def ids_of_codes(idmap: IdMap, codes: np.ndarray) -> np.ndarray:
+    """Original ids of codes; padding (-1) becomes None for object ids and -1 otherwise."""
+    id_array = idmap.to_numpy()
+    out = id_array[np.maximum(codes, 0)]
+    if id_array.dtype.kind == "O":
+        out = out.astype(object)
+        out[codes < 0] = None
+    else:
+        out = np.where(codes < 0, -1, out)
+    return out

@@ -47,7 +47,7 @@ from recforge.data.idmap import IdMap
 from recforge.kernels import similarity_topk
 from recforge.kernels import _validation as v
 from recforge.models.baselines_als import baseline_als
-from recforge.models.base import Recommender, as_user_items, dense_blocks, pattern
+from recforge.models.base import Recommender, as_user_items, dense_blocks, ids_of_codes, pattern
 from recforge.models.explicit import RatingStats, predict_pairs
 from recforge.models.neighbours import all_neighbours, self_pattern, update_neighbours
 from recforge.models.ranking import PAD_ITEM, PAD_SCORE, complete_sparse_topn, topn_dense
@@ -371,14 +371,7 @@ class _NeighbourhoodModel(Recommender):
         items[rows[keep], place[keep]] = S.indices[keep]
         scores[rows[keep], place[keep]] = S.data[keep]
         if ids:
-            ids_arr = idmap.to_numpy()
-            out = ids_arr[np.maximum(items, 0)]
-            if ids_arr.dtype.kind == "O":
-                out = out.astype(object)
-                out[items < 0] = None
-            else:
-                out = np.where(items < 0, -1, out)
-            return out, scores
+            return ids_of_codes(idmap, items), scores
         return items, scores
 
     def similar_items(self, items, n=10, *, ids=False):
