@@ -9,8 +9,8 @@ import scipy.sparse as sp
 
 from recforge.data import Interactions
 from recforge.models import ItemKNN, UserKNN
-from recforge.models import knn as knn_module
-from recforge.models import neighbours as neighbours_module
+from recforge.models.neighbourhood import knn_base as knn_module
+from recforge.models.neighbourhood import neighbours as neighbours_module
 
 from conftest import data_file
 from test_models_contract import RecommenderContract, random_user_items

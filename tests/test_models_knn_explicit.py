@@ -9,7 +9,7 @@ import scipy.sparse as sp
 
 from recforge.data import IdMap, Interactions
 from recforge.models import ItemKNN, UserKNN
-from recforge.models.baselines_als import baseline_als
+from recforge.models.neighbourhood.baselines_als import baseline_als
 
 from conftest import data_file
 from test_models_contract import RecommenderContract, random_user_items

@@ -37,6 +37,7 @@ import scipy.sparse as sp
 
 from recforge.data.idmap import IdMap
 from recforge.kernels import _validation as v
+from recforge.models.training_data import REQUIREMENTS, HistoryChunk, MissingInputError, TrainingData
 
 #: users per internal chunk of ``recommend`` (memory is proportional to it)
 CHUNK_USERS = 1024
@@ -59,20 +60,11 @@ def as_user_items(data: Any, name: str = "data", duplicates: str = "sum") -> tup
     """A canonical float32 users x items CSR and the two id maps.
 
     ``data`` is a :class:`recforge.data.Interactions` (its values, else 1 per interaction;
-    repeated (user, item) rows combined by ``duplicates``: "sum" or "last") or a scipy sparse
-    matrix (ids = codes; duplicate entries summed).
+    repeated (user, item) rows combined by ``duplicates``: "sum" or "last"), a scipy sparse
+    matrix (ids = codes; duplicate entries summed) or a :class:`TrainingData`.
     """
-    if hasattr(data, "to_csr") and hasattr(data, "user_ids"):
-        R = data.to_csr(duplicates=duplicates)
-        user_ids, item_ids = data.user_ids, data.item_ids
-    elif sp.issparse(data) and data.ndim == 2:
-        R = data
-        user_ids, item_ids = IdMap.range(data.shape[0]), IdMap.range(data.shape[1])
-    else:
-        raise TypeError(f"{name} must be recforge.data.Interactions or a 2-D scipy.sparse users x items "
-                        f"matrix, got {type(data).__name__}")
-    R = v.with_value_dtype(v.as_csr(R, name), np.dtype(np.float32))
-    return R, user_ids, item_ids
+    td = TrainingData.of(data, duplicates=duplicates, name=name)
+    return td.matrix, td.user_ids, td.item_ids
 
 
 def pattern(X: sp.spmatrix) -> sp.csr_matrix:
@@ -85,13 +77,17 @@ class Recommender:
     """Base class: parameter handling, input checks, chunked ``recommend``, ids, save/load.
 
     Subclasses store their constructor arguments unchanged (scikit-learn style), learn state
-    ending in ``_`` in ``_fit(R)``, and implement ``_recommend_rows(codes, rows, n, exclude)``
-    (one chunk) and ``_predict_codes(users, items)``; ``_state()`` / ``_restore()`` list the
-    learned arrays for save/load.
+    ending in ``_`` in ``_fit(data)`` (a :class:`TrainingData`), and implement
+    ``_recommend_rows(codes, rows, n, exclude)`` (one chunk; models that need the order of a
+    history override ``_recommend_chunk(codes, history, n, exclude)`` instead) and
+    ``_predict_codes(users, items)``; ``_state()`` / ``_restore()`` list the learned arrays for
+    save/load.
     """
 
     #: True for models whose ``predict`` returns ratings on the training scale
     predicts_ratings = False
+    #: parts of the training data the model needs (see ``training_data.REQUIREMENTS``)
+    requires: frozenset = frozenset()
 
     # ------------------------------------------------------------------ parameters
     @classmethod
@@ -110,13 +106,21 @@ class Recommender:
 
     # ------------------------------------------------------------------ fitting
     def fit(self, data: Any) -> "Recommender":
-        """Learn from ``data`` (Interactions or users x items CSR); returns self."""
+        """Learn from ``data`` (Interactions, users x items CSR, or TrainingData); returns self.
+
+        Raises :class:`MissingInputError` when the data lacks a part the model ``requires``."""
         self._check_params()
-        R, user_ids, item_ids = as_user_items(data, duplicates=self._duplicates())
+        unknown = set(self.requires) - set(REQUIREMENTS)
+        if unknown:
+            raise TypeError(f"{type(self).__name__}.requires names unknown parts {sorted(unknown)}")
+        td = TrainingData.of(data, duplicates=self._duplicates())
+        td.check(self.requires, type(self).__name__)
+        R = td.matrix
         self.user_items_ = R
-        self.user_ids_, self.item_ids_ = user_ids, item_ids
+        self.user_ids_, self.item_ids_ = td.user_ids, td.item_ids
         self.n_users_, self.n_items_ = R.shape
-        self._fit(R)
+        self._training = td
+        self._fit(td)
         return self
 
     def _check_params(self) -> None:
@@ -126,7 +130,7 @@ class Recommender:
         """How repeated (user, item) interactions combine: "sum" (counts) or "last" (ratings)."""
         return "last" if self.predicts_ratings else "sum"
 
-    def _fit(self, R: sp.csr_matrix) -> None:
+    def _fit(self, data: TrainingData) -> None:
         raise NotImplementedError
 
     @property
@@ -144,25 +148,32 @@ class Recommender:
 
         ``exclude_seen``: never recommend an item of the user's history (stored, or ``history=``).
         ``filter_items``: items (codes, or ids with ``ids=True``) never to recommend to anyone.
-        ``history``: recommend from these interactions instead of the stored ones (module docs).
+        ``history``: recommend from these interactions instead of the stored ones (module docs):
+        a sparse matrix (one row per user), an Interactions, or a list of item sequences.
         ``ids``: users and returned items are original ids instead of codes.
         See the module docstring for ties, padding and unscored items.
         """
         self._require_fitted()
         n = v.check_positive_int(n, "n")
         codes = self._user_codes(users, ids, allow_unknown=history is not None)
-        rows = self._history_rows(codes, users, history, ids)
+        requested = self._history(codes, users, history, ids)
         blocked = self._filter_pattern(filter_items, ids)
         out_items = np.empty((codes.size, n), dtype=np.int64)
         out_scores = np.empty((codes.size, n), dtype=np.float32)
         for start in range(0, codes.size, CHUNK_USERS):
             part = slice(start, start + CHUNK_USERS)
-            chunk_rows = rows[part]
-            exclude = self._exclusion(chunk_rows, blocked, exclude_seen)
-            out_items[part], out_scores[part] = self._recommend_rows(codes[part], chunk_rows, n, exclude)
+            chunk = requested.part(part)
+            exclude = self._exclusion(chunk.rows, blocked, exclude_seen)
+            out_items[part], out_scores[part] = self._recommend_chunk(codes[part], chunk, n, exclude)
         if ids:
             return self._item_ids_of(out_items), out_scores
         return out_items, out_scores
+
+    def _recommend_chunk(self, codes: np.ndarray, history: HistoryChunk, n: int,
+                         exclude: sp.csr_matrix | None) -> tuple[np.ndarray, np.ndarray]:
+        """One chunk of recommend; models that need the order of a history override this and read
+        ``history.sequences``."""
+        return self._recommend_rows(codes, history.rows, n, exclude)
 
     def _recommend_rows(self, codes: np.ndarray, rows: sp.csr_matrix, n: int,
                         exclude: sp.csr_matrix | None) -> tuple[np.ndarray, np.ndarray]:
@@ -187,32 +198,82 @@ class Recommender:
             arr = np.where(outside, -1, arr)
         return arr
 
-    def _history_rows(self, codes: np.ndarray, users: Any, history: Any, ids: bool) -> sp.csr_matrix:
-        """Each requested user's interactions: stored rows, or the given history."""
+    def _history(self, codes: np.ndarray, users: Any, history: Any, ids: bool) -> HistoryChunk:
+        """Each requested user's interactions: the stored ones, or the given history."""
         if history is None:
-            return self.user_items_[codes]
+            return HistoryChunk(codes, self._clean_rows(self.user_items_[codes]), stored=self._stored_sequences,
+                                from_caller=False)
         if hasattr(history, "to_csr") and hasattr(history, "user_ids"):
-            wanted = np.asarray(users).reshape(-1) if ids else self.user_ids_[np.maximum(codes, 0)]
-            if not ids and (codes < 0).any():
-                raise ValueError("history as Interactions matches users by original id: pass ids=True for new users")
-            H = history.to_csr()
-            hrows = history.user_ids.codes(wanted, missing=-1)
-            icodes = self.item_ids_.codes(history.item_ids.to_numpy(), missing=-1)
-            coo = H.tocoo()
-            keep = icodes[coo.col] >= 0
-            H = sp.csr_matrix((coo.data[keep], (coo.row[keep], icodes[coo.col[keep]])),
-                              shape=(H.shape[0], self.n_items_), dtype=np.float32)
-            empty = sp.csr_matrix((1, self.n_items_), dtype=np.float32)
-            rows = sp.vstack([H, empty]).tocsr()[np.where(hrows >= 0, hrows, H.shape[0])]
-        else:
-            rows, _, _ = as_user_items(history, "history")
-            if rows.shape != (codes.size, self.n_items_):
-                raise ValueError(f"history must have one row per user and one column per item: shape "
-                                 f"({codes.size}, {self.n_items_}), got {rows.shape}")
+            return self._history_of_interactions(codes, users, history, ids)
+        if isinstance(history, (list, tuple)):
+            return self._history_of_sequences(codes, history, ids)
+        rows, _, _ = as_user_items(history, "history")
+        if rows.shape != (codes.size, self.n_items_):
+            raise ValueError(f"history must have one row per user and one column per item: shape "
+                             f"({codes.size}, {self.n_items_}), got {rows.shape}")
+        return HistoryChunk(codes, self._clean_rows(rows))
+
+    def _history_of_interactions(self, codes, users, history, ids) -> HistoryChunk:
+        """An Interactions history, matched to the requested users and the model's items by id
+        (items the model never saw are dropped); sequences follow its timestamps."""
+        if not ids and (codes < 0).any():
+            raise ValueError("history as Interactions matches users by original id: pass ids=True for new users")
+        wanted = np.asarray(users).reshape(-1) if ids else self.user_ids_[np.maximum(codes, 0)]
+        hrows = history.user_ids.codes(wanted, missing=-1)
+        icodes = self.item_ids_.codes(history.item_ids.to_numpy(), missing=-1).astype(np.int64)
+        H = history.to_csr().tocoo()
+        keep = icodes[H.col] >= 0
+        H = sp.csr_matrix((H.data[keep], (H.row[keep], icodes[H.col[keep]])),
+                          shape=(H.shape[0], self.n_items_), dtype=np.float32)
+        empty = sp.csr_matrix((1, self.n_items_), dtype=np.float32)
+        rows = sp.vstack([H, empty]).tocsr()[np.where(hrows >= 0, hrows, H.shape[0])]
+        by_user = history.to_sequences()
+        none = np.empty(0, np.int64)
+        sequences = []
+        for h in hrows:
+            seq = icodes[by_user[h]] if h >= 0 else none
+            sequences.append(seq[seq >= 0])
+        return HistoryChunk(codes, self._clean_rows(rows), sequences)
+
+    def _history_of_sequences(self, codes, history, ids) -> HistoryChunk:
+        """A list of item sequences (oldest first), one per requested user."""
+        if len(history) != codes.size:
+            raise ValueError(f"history must hold one item sequence per user ({codes.size}), got {len(history)}")
+        sequences = []
+        for k, seq in enumerate(history):
+            arr = np.asarray(seq).reshape(-1)
+            if ids:
+                arr = self.item_ids_.codes(arr, missing=-1).astype(np.int64)
+                arr = arr[arr >= 0]
+            else:
+                if arr.size and arr.dtype.kind not in "iu":
+                    raise TypeError(f"history[{k}] must hold integer item codes (or pass ids=True), got {arr.dtype}")
+                arr = arr.astype(np.int64)
+                if arr.size and (arr.min() < 0 or arr.max() >= self.n_items_):
+                    raise ValueError(f"history[{k}] holds item codes outside 0..{self.n_items_ - 1}")
+            sequences.append(arr)
+        lengths = np.array([s.size for s in sequences], dtype=np.int64)
+        indptr = np.r_[0, np.cumsum(lengths)]
+        cols = np.concatenate(sequences) if sequences else np.empty(0, np.int64)
+        rows = sp.csr_matrix((np.ones(cols.size, np.float32), cols, indptr), shape=(codes.size, self.n_items_))
+        return HistoryChunk(codes, self._clean_rows(rows), sequences)
+
+    @staticmethod
+    def _clean_rows(rows: sp.spmatrix) -> sp.csr_matrix:
         rows = sp.csr_matrix(rows, dtype=np.float32)
         rows.sum_duplicates()
         rows.eliminate_zeros()
         return rows
+
+    def _stored_sequences(self, codes: np.ndarray) -> list[np.ndarray] | None:
+        """The training sequences (oldest first) of known users, or None when the model has no
+        order for them (then a history's sequences follow item code order)."""
+        td = getattr(self, "_training", None)
+        if td is None or not td.has("sequences"):
+            return None
+        stored = td.sequences
+        none = np.empty(0, np.int64)
+        return [stored[c] if c >= 0 else none for c in codes]
 
     def _filter_pattern(self, filter_items: Any, ids: bool) -> np.ndarray | None:
         if filter_items is None:

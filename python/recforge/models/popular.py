@@ -7,6 +7,7 @@ import scipy.sparse as sp
 from recforge.data.pairs import is_stored
 from recforge.models.base import Recommender, dense_blocks
 from recforge.models.ranking import PAD_ITEM, PAD_SCORE, topn_dense
+from recforge.models.training_data import TrainingData
 
 
 class MostPopular(Recommender):
@@ -23,7 +24,8 @@ class MostPopular(Recommender):
         if not isinstance(self.weighted, (bool, np.bool_)):
             raise TypeError(f"weighted must be a bool, got {type(self.weighted).__name__}")
 
-    def _fit(self, R: sp.csr_matrix) -> None:
+    def _fit(self, data: TrainingData) -> None:
+        R = data.matrix
         weights = R.data.astype(np.float64) if self.weighted else None
         self.popularity_ = np.bincount(R.indices, weights=weights, minlength=R.shape[1]).astype(np.float64)
         self._after_fit()
@@ -72,7 +74,7 @@ class Random(Recommender):
         if isinstance(self.seed, bool) or not isinstance(self.seed, (int, np.integer)) or self.seed < 0:
             raise ValueError(f"seed must be an integer >= 0, got {self.seed!r}")
 
-    def _fit(self, R: sp.csr_matrix) -> None:
+    def _fit(self, data: TrainingData) -> None:
         self.seed_ = int(self.seed)
 
     def _state(self):

@@ -1,0 +1,1 @@
+"""Content-based recommenders: ContentKNN over item texts and attributes (issue 13)."""

@@ -1,0 +1,1 @@
+"""Graph recommenders trained with torch on the compiled propagation: LightGCN, BPRMF."""

@@ -1,0 +1,1 @@
+"""Hybrid recommenders: weighted, voting, learned and switching blends of other models."""

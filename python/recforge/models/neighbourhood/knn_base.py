@@ -1,0 +1,433 @@
+r"""Neighbourhood collaborative filtering: ItemKNN and UserKNN.
+
+Implicit feedback (``feedback="implicit"``, top-N scoring as implicit's ItemItemRecommender
+and RecBole): with :math:`N_k(j)` the k most similar items of item j (never j itself) and
+:math:`r_{uj}` the stored value (a count, a weight, or 1),
+
+- ItemKNN: :math:`\mathrm{score}(u, i) = \sum_{j \in I_u,\ i \in N_k(j)} r_{uj}\, s(j, i)`
+- UserKNN: :math:`\mathrm{score}(u, i) = \sum_{v \in N_k(u)} s(u, v)\, r_{vi}`
+
+implicit's own similarity lists include the item itself (its all_pairs_knn keeps the diagonal),
+so its ``K`` counts one slot for it; recforge's ``k`` counts real neighbours only. With seen
+items excluded the two give the same scores when recforge's k equals implicit's K - 1.
+
+Explicit feedback (``feedback="explicit"``) predicts ratings as Surprise's KNNBasic
+(``centering="none"``), KNNWithMeans (``"mean"``) and KNNBaseline (``"baseline"``); see
+:mod:`recforge.models.explicit`. The neighbourhood is then chosen per prediction among those
+who rated the item (user-based) or among the items the user rated (item-based), so every
+non-zero similarity is kept (memory O(pairs with a co-rating)). ``recommend`` ranks items by
+predicted rating.
+
+``recommend(..., history=H)``: ItemKNN scores H with its stored item neighbours (nothing
+refitted; a history equal to the stored row gives the stored result). UserKNN finds the k
+most similar stored users of each history row (a known user is never its own neighbour), which
+equals a refit with that user's row replaced (or appended, for a new user) for the pairwise
+similarities; with adjusted_cosine, bm25 and tfidf the corpus statistics stay those of the
+training data. With explicit feedback the history rows are rated as extra users with the
+fitted similarities and statistics (their own mean, and b_u from one ALS user step given the
+fitted item biases); for UserKNN that equals a refit with the user appended wherever the
+prediction does not fall back to the global mean.
+
+Neighbour lists are computed row by row (never via the kernel's symmetric half product), so
+they are the same bit for bit whether fitted at once, in blocks, or updated by ``partial_fit``.
+
+Similarities (``similarity=``): those of :func:`recforge.kernels.similarity_topk` — cosine,
+jaccard, pearson, msd, adjusted_cosine, bm25, tfidf, dot — with ``shrink`` and
+``min_support``. Item-based models compare item columns (items x users), user-based ones user
+rows.
+"""
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import scipy.sparse as sp
+
+from recforge.data.idmap import IdMap
+from recforge.kernels import similarity_topk
+from recforge.kernels import _validation as v
+from recforge.models.neighbourhood.baselines_als import baseline_als
+from recforge.models.base import Recommender, as_user_items, dense_blocks, ids_of_codes, pattern
+from recforge.models.training_data import TrainingData
+from recforge.models.neighbourhood.explicit import RatingStats, predict_pairs
+from recforge.models.neighbourhood.neighbours import all_neighbours, self_pattern, update_neighbours
+from recforge.models.ranking import PAD_ITEM, PAD_SCORE, complete_sparse_topn, topn_dense
+
+SIMILARITIES = ("cosine", "jaccard", "pearson", "msd", "adjusted_cosine", "bm25", "tfidf", "dot")
+FEEDBACKS = ("implicit", "explicit")
+CENTERINGS = ("none", "mean", "baseline")
+PREDICT_BLOCK = 2_000_000   # entries of the per-user score rows gathered for predict
+
+
+class NeighbourhoodModel(Recommender):
+    """Shared by ItemKNN and UserKNN; ``user_based`` picks the side whose rows are compared."""
+
+    user_based = False
+
+    def __init__(self, k: int = 40, similarity: str = "cosine", shrink: float = 0.0, min_support: int = 1,
+                 feedback: str = "implicit", centering: str = "none", min_k: int = 1,
+                 rating_range: tuple[float, float] | None = None, baseline_reg_items: float = 10.0,
+                 baseline_reg_users: float = 15.0, baseline_epochs: int = 10, num_threads: int = 0,
+                 progress: bool = True):
+        self.k = k
+        self.similarity = similarity
+        self.shrink = shrink
+        self.min_support = min_support
+        self.feedback = feedback
+        self.centering = centering
+        self.min_k = min_k
+        self.rating_range = rating_range
+        self.baseline_reg_items = baseline_reg_items
+        self.baseline_reg_users = baseline_reg_users
+        self.baseline_epochs = baseline_epochs
+        self.num_threads = num_threads
+        self.progress = progress
+
+    @property
+    def predicts_ratings(self) -> bool:  # type: ignore[override]
+        return self.feedback == "explicit"
+
+    # ------------------------------------------------------------------ parameters
+    def _check_params(self) -> None:
+        v.check_positive_int(self.k, "k")
+        if self.similarity not in SIMILARITIES:
+            raise ValueError(f"similarity must be one of {SIMILARITIES}, got {self.similarity!r}")
+        v.check_non_negative_float(self.shrink, "shrink")
+        v.check_positive_int(self.min_support, "min_support")
+        if self.feedback not in FEEDBACKS:
+            raise ValueError(f"feedback must be one of {FEEDBACKS}, got {self.feedback!r}")
+        if self.centering not in CENTERINGS:
+            raise ValueError(f"centering must be one of {CENTERINGS}, got {self.centering!r}")
+        if self.feedback == "implicit" and self.centering != "none":
+            raise ValueError("centering applies to rating prediction: use feedback='explicit' with "
+                             f"centering={self.centering!r}")
+        if isinstance(self.min_k, bool) or not isinstance(self.min_k, (int, np.integer)) or self.min_k < 0:
+            raise ValueError(f"min_k must be an integer >= 0, got {self.min_k!r}")
+        if self.rating_range is not None:
+            rr = tuple(self.rating_range)
+            if len(rr) != 2 or not all(np.isfinite(rr)) or rr[0] > rr[1]:
+                raise ValueError(f"rating_range must be (low, high) with low <= high, got {self.rating_range!r}")
+        v.check_non_negative_float(self.baseline_reg_items, "baseline_reg_items")
+        v.check_non_negative_float(self.baseline_reg_users, "baseline_reg_users")
+        v.check_positive_int(self.baseline_epochs, "baseline_epochs")
+        if isinstance(self.num_threads, bool) or not isinstance(self.num_threads, (int, np.integer)) \
+                or self.num_threads < 0:
+            raise ValueError(f"num_threads must be an integer >= 0 (0 = all cores), got {self.num_threads!r}")
+
+    def _sim_options(self) -> dict[str, Any]:
+        return {"metric": self.similarity, "shrink": float(self.shrink), "min_support": int(self.min_support),
+                "num_threads": int(self.num_threads)}
+
+    def _stored_k(self) -> int | None:
+        return None if self.feedback == "explicit" else int(self.k)
+
+    # ------------------------------------------------------------------ fitting
+    def _x_major(self, R: sp.csr_matrix) -> sp.csr_matrix:
+        if self.user_based:
+            return R
+        Xt = R.T.tocsr()
+        Xt.sort_indices()
+        return Xt
+
+    def _fit(self, data: TrainingData) -> None:
+        R = data.matrix
+        side = "users" if self.user_based else "items"
+        self.similarity_ = all_neighbours(self._x_major(R), self._stored_k(), self._sim_options(),
+                                          bool(self.progress), f"{type(self).__name__} {side}")
+        self._fit_rating_stats(R)
+        self._prepare()
+
+    def _fit_rating_stats(self, R: sp.csr_matrix) -> None:
+        if self.feedback != "explicit":
+            return
+        values = R.data.astype(np.float64)
+        self.global_mean_ = float(values.mean()) if values.size else 0.0
+        if self.rating_range is not None:
+            self.rating_low_, self.rating_high_ = map(float, self.rating_range)
+        else:
+            self.rating_low_ = float(values.min()) if values.size else 0.0
+            self.rating_high_ = float(values.max()) if values.size else 0.0
+        X = self._x_major(R)
+        counts = np.diff(X.indptr)
+        sums = np.bincount(np.repeat(np.arange(X.shape[0]), counts), weights=X.data.astype(np.float64),
+                           minlength=X.shape[0])
+        self.means_ = np.divide(sums, counts, out=np.zeros(X.shape[0]), where=counts > 0)
+        if self.centering == "baseline":
+            _, self.user_bias_, self.item_bias_ = baseline_als(R, float(self.baseline_reg_items),
+                                                               float(self.baseline_reg_users),
+                                                               int(self.baseline_epochs))
+
+    def _prepare(self) -> None:
+        """Derived matrices (not saved): x-major data and the scoring operands."""
+        R = self.user_items_
+        self._X = self._x_major(R)
+        self._Xt = self._X.T.tocsr()
+        self._Xt.sort_indices()
+        if self.feedback == "implicit":
+            S = self.similarity_
+            if self.user_based:
+                self._score_operand = self._Xt                     # items x users: row i = R[:, i]
+            else:
+                self._score_operand = S.T.tocsr()                  # row i = S[:, i]
+                self._score_operand.sort_indices()
+
+    def _state(self) -> dict[str, Any]:
+        state: dict[str, Any] = {"similarity_": self.similarity_}
+        if self.feedback == "explicit":
+            state.update(global_mean_=self.global_mean_, rating_low_=self.rating_low_,
+                         rating_high_=self.rating_high_, means_=self.means_)
+            if self.centering == "baseline":
+                state.update(user_bias_=self.user_bias_, item_bias_=self.item_bias_)
+        return state
+
+    def _restore(self, state: dict[str, Any]) -> None:
+        super()._restore(state)
+        self._prepare()
+
+    # ------------------------------------------------------------------ incremental update
+    def partial_fit(self, new_interactions: Any) -> "NeighbourhoodModel":
+        """Add interactions and update only the neighbour lists they change (equal to a refit).
+
+        ``new_interactions``: Interactions (matched by original id; unseen users and items are
+        appended to the vocabulary) or a sparse matrix of codes (at least as large as the
+        training matrix; extra rows/columns are new users/items). Implicit feedback adds the
+        values to the stored ones (counts); explicit feedback replaces a stored rating. For the
+        pairwise similarities (dot, cosine, jaccard, pearson, msd) only the rows whose data
+        changed and the lists that pointed at them are recomputed; adjusted_cosine, bm25 and
+        tfidf depend on corpus statistics, so they recompute everything.
+        """
+        self._require_fitted()
+        D = self._recode(new_interactions)
+        R_old = self.user_items_
+        n_users, n_items = D.shape
+        R_old = sp.csr_matrix((R_old.data, R_old.indices, np.r_[R_old.indptr, np.full(n_users - R_old.shape[0],
+                              R_old.indptr[-1])]), shape=(n_users, n_items))
+        if self.feedback == "explicit":
+            R_new = (R_old - R_old.multiply(pattern(D)) + D).tocsr()
+        else:
+            R_new = (R_old + D).tocsr()
+        R_new.sum_duplicates()
+        R_new.eliminate_zeros()
+        R_new = R_new.astype(np.float32)
+        touched = np.unique(D.tocoo().row if self.user_based else D.indices)
+        self.similarity_ = update_neighbours(self.similarity_, self._x_major(R_new), touched,
+                                             self._stored_k(), self._sim_options())
+        self.user_items_ = R_new
+        self.n_users_, self.n_items_ = R_new.shape
+        self._fit_rating_stats(R_new)
+        self._prepare()
+        return self
+
+    def _recode(self, new: Any) -> sp.csr_matrix:
+        """New interactions as a CSR in the model's codes (vocabulary extended with unseen ids)."""
+        if hasattr(new, "to_csr") and hasattr(new, "user_ids"):
+            D = new.to_csr(duplicates=self._duplicates()).tocoo()
+            self.user_ids_, ucodes = _extend(self.user_ids_, new.user_ids)
+            self.item_ids_, icodes = _extend(self.item_ids_, new.item_ids)
+            shape = (len(self.user_ids_), len(self.item_ids_))
+            out = sp.csr_matrix((D.data, (ucodes[D.row], icodes[D.col])), shape=shape, dtype=np.float32)
+        else:
+            out, _, _ = as_user_items(new, "new_interactions")
+            if out.shape[0] < self.n_users_ or out.shape[1] < self.n_items_:
+                raise ValueError(f"new_interactions must be at least {self.n_users_} x {self.n_items_} "
+                                 f"(the training shape), got {out.shape}")
+            self.user_ids_ = _grow(self.user_ids_, out.shape[0])
+            self.item_ids_ = _grow(self.item_ids_, out.shape[1])
+        out.sum_duplicates()
+        return out
+
+    # ------------------------------------------------------------------ recommend
+    def _recommend_rows(self, codes, rows, n, exclude):
+        if self.feedback == "explicit":
+            return self._recommend_explicit(codes, rows, n, exclude)
+        left = self._left_operand(codes, rows)
+        found = similarity_topk(left, n, self._score_operand, metric="dot", exclude=exclude,
+                                num_threads=int(self.num_threads))
+
+        def exact_rows(which):
+            return self._scores_of(left[which]).toarray()
+
+        return complete_sparse_topn(found, n, exclude, exact_rows)
+
+    def _left_operand(self, codes: np.ndarray, rows: sp.csr_matrix) -> sp.csr_matrix:
+        """Rows whose dot product with the score operand gives each user's item scores."""
+        if not self.user_based:
+            return rows
+        stored = self.user_items_[np.maximum(codes, 0)]
+        same = (codes >= 0) & _rows_equal(stored, rows)
+        if same.all():
+            return self.similarity_[codes]
+        known = np.flatnonzero(codes >= 0)
+        exclude = sp.csr_matrix((np.ones(known.size, np.float32), (known, codes[known])),
+                                shape=(codes.size, self.n_users_))
+        return similarity_topk(rows, int(self.k), self.user_items_, exclude=exclude, **self._sim_options())
+
+    def _scores_of(self, left: sp.csr_matrix) -> sp.csr_matrix:
+        """Full score rows (sparse) for rows of the left operand."""
+        return (left @ self._score_operand.T).tocsr()
+
+    def _recommend_explicit(self, codes, rows, n, exclude):
+        stored = self.user_items_[np.maximum(codes, 0)]
+        from_history = bool(((codes < 0) | ~_rows_equal(stored, rows)).any())
+        m = codes.size
+        items = np.empty((m, n), dtype=np.int64)
+        scores = np.empty((m, n), dtype=np.float32)
+        step = max(1, PREDICT_BLOCK // max(self.user_items_.nnz, 1))
+        all_items = np.arange(self.n_items_, dtype=np.int64)
+        for start in range(0, m, step):
+            part = slice(start, min(m, start + step))
+            users = np.repeat(np.arange(part.start, part.stop) if from_history else codes[part], self.n_items_)
+            i = np.tile(all_items, part.stop - part.start)
+            if from_history:
+                block = self._predict_from_history(rows[part], codes[part], users - part.start, i)
+            else:
+                block = self._predict_codes(users, i)
+            block = block.reshape(-1, self.n_items_)
+            items[part], scores[part] = topn_dense(block, n, None if exclude is None else exclude[part])
+        return items, scores
+
+    def _predict_from_history(self, H: sp.csr_matrix, codes: np.ndarray, which: np.ndarray,
+                              items: np.ndarray) -> np.ndarray:
+        """Ratings of (H[which[j]], items[j]) with the fitted similarities and statistics: the
+        history rows join as extra users (never as raters of an item, nor anyone's neighbour);
+        their mean and baseline b_u (one ALS user step given the fitted item biases) come from H."""
+        R, m, n_users = self.user_items_, H.shape[0], self.n_users_
+        counts = np.diff(H.indptr)
+        owner = np.repeat(np.arange(m), counts)
+        sums = np.bincount(owner, weights=H.data.astype(np.float64), minlength=m)
+        h_means = np.divide(sums, counts, out=np.zeros(m), where=counts > 0)
+        new_users = n_users + which
+        user_bias = item_bias = None
+        if self.centering == "baseline":
+            dev = np.bincount(owner, weights=H.data - self.global_mean_ - self.item_bias_[H.indices], minlength=m)
+            den = float(self.baseline_reg_users) + counts
+            user_bias = np.r_[self.user_bias_, np.divide(dev, den, out=np.zeros(m), where=den > 0)]
+            item_bias = self.item_bias_
+        if self.user_based:
+            X = sp.vstack([R, H]).tocsr()
+            Xt = sp.hstack([self._Xt, sp.csr_matrix((self.n_items_, m), dtype=R.dtype)]).tocsr()
+            known = np.flatnonzero(codes >= 0)        # a known user is not its own neighbour
+            itself = sp.csr_matrix((np.ones(known.size, np.float32), (known, codes[known])), shape=(m, n_users))
+            fresh = similarity_topk(H, max(n_users, 1), R, exclude=itself, **self._sim_options())
+            S = sp.vstack([self.similarity_, fresh]).tocsr()
+            S = sp.csr_matrix((S.data, S.indices, S.indptr), shape=(n_users + m, n_users + m))
+            stats = RatingStats(self.centering, self.global_mean_, np.r_[self.means_, h_means],
+                                user_bias, item_bias, self.rating_low_, self.rating_high_)
+            x, y = new_users, items
+        else:
+            Xt = sp.vstack([R, H]).tocsr()
+            X = sp.hstack([self._X, sp.csr_matrix((self.n_items_, m), dtype=R.dtype)]).tocsr()
+            S = self.similarity_
+            stats = RatingStats(self.centering, self.global_mean_, self.means_, item_bias, user_bias,
+                                self.rating_low_, self.rating_high_)
+            x, y = items, new_users
+        Xt.sort_indices()
+        return predict_pairs(x, y, X, Xt, S, int(self.k), int(self.min_k), stats, int(self.num_threads))
+
+    # ------------------------------------------------------------------ predict
+    def _predict_codes(self, users, items):
+        if self.feedback == "explicit":
+            x, y = (users, items) if self.user_based else (items, users)
+            stats = RatingStats(self.centering, self.global_mean_, self.means_,
+                                *self._xy_biases(), self.rating_low_, self.rating_high_)
+            return predict_pairs(x, y, self._X, self._Xt, self.similarity_, int(self.k), int(self.min_k),
+                                 stats, int(self.num_threads))
+        out = np.zeros(users.size)
+        uniq, inv = np.unique(users, return_inverse=True)
+        for part in dense_blocks(uniq.size, self.n_items_):
+            block_users = uniq[part]
+            P = self._scores_of(self._left_operand(block_users, self.user_items_[block_users]))
+            P.sort_indices()
+            sel = np.flatnonzero((inv >= part.start) & (inv < part.stop))
+            out[sel] = _lookup(P, inv[sel] - part.start, items[sel])
+        return out
+
+    def _xy_biases(self):
+        if self.centering != "baseline":
+            return None, None
+        if self.user_based:
+            return self.user_bias_, self.item_bias_
+        return self.item_bias_, self.user_bias_
+
+    # ------------------------------------------------------------------ neighbours
+    def _neighbours(self, which: Any, n: int, ids: bool, item_side: bool):
+        self._require_fitted()
+        n = v.check_positive_int(n, "n")
+        idmap = self.item_ids_ if item_side else self.user_ids_
+        size = self.n_items_ if item_side else self.n_users_
+        q = np.asarray(which).reshape(-1)
+        q = idmap.codes(q).astype(np.int64) if ids else q.astype(np.int64)
+        if q.size and (q.min() < 0 or q.max() >= size):
+            raise ValueError(f"codes must lie in 0..{size - 1}")
+        if item_side != self.user_based:          # the stored lists are of this side
+            S = self.similarity_[q]
+        else:
+            Z = self._Xt if self.user_based else self.user_items_
+            S = similarity_topk(Z[q], n, Z, exclude=self_pattern(q, size), **self._sim_options())
+        items = np.full((q.size, n), PAD_ITEM, dtype=np.int64)
+        scores = np.full((q.size, n), PAD_SCORE, dtype=np.float32)
+        lengths = np.diff(S.indptr)
+        rows = np.repeat(np.arange(q.size), lengths)
+        place = np.arange(S.nnz) - S.indptr[:-1][rows]
+        keep = place < n
+        items[rows[keep], place[keep]] = S.indices[keep]
+        scores[rows[keep], place[keep]] = S.data[keep]
+        if ids:
+            return ids_of_codes(idmap, items), scores
+        return items, scores
+
+    def similar_items(self, items, n=10, *, ids=False):
+        """The n items most similar to each item (never itself), best first; padded -1 / -inf.
+        ItemKNN reads its stored lists (at most k per item with implicit feedback)."""
+        return self._neighbours(items, n, ids, item_side=True)
+
+    def similar_users(self, users, n=10, *, ids=False):
+        """The n users most similar to each user (never itself), best first; padded -1 / -inf.
+        UserKNN reads its stored lists (at most k per user with implicit feedback)."""
+        return self._neighbours(users, n, ids, item_side=False)
+
+
+# ---------------------------------------------------------------------- helpers
+
+def _rows_equal(A: sp.csr_matrix, B: sp.csr_matrix) -> np.ndarray:
+    """Per row, whether A and B store the same entries with the same values."""
+    if A.shape != B.shape:
+        return np.zeros(A.shape[0], dtype=bool)
+    diff = (A - B).tocsr()
+    diff.eliminate_zeros()
+    same_pattern = np.diff(pattern(A).multiply(pattern(B)).tocsr().indptr)
+    return (np.diff(diff.indptr) == 0) & (same_pattern == np.diff(A.indptr)) & (same_pattern == np.diff(B.indptr))
+
+
+def _lookup(P: sp.csr_matrix, rows: np.ndarray, cols: np.ndarray) -> np.ndarray:
+    """P[rows[k], cols[k]] for a canonical CSR (0 where not stored)."""
+    n = np.int64(P.shape[1])
+    keys = np.repeat(np.arange(P.shape[0], dtype=np.int64), np.diff(P.indptr)) * n + P.indices
+    if keys.size == 0:
+        return np.zeros(rows.size)
+    q = rows.astype(np.int64) * n + cols
+    at = np.minimum(np.searchsorted(keys, q), keys.size - 1)
+    return np.where(keys[at] == q, P.data[at], 0.0).astype(np.float64)
+
+
+def _extend(old: IdMap, new: IdMap) -> tuple[IdMap, np.ndarray]:
+    """The old vocabulary with new's unseen ids appended, and each of new's ids' code in it."""
+    codes = old.codes(new.to_numpy(), missing=-1).astype(np.int64)
+    unseen = codes < 0
+    if not unseen.any():
+        return old, codes
+    merged = IdMap(np.concatenate([old.to_numpy(), new.to_numpy()[unseen]]))
+    codes[unseen] = len(old) + np.arange(int(unseen.sum()))
+    return merged, codes
+
+
+def _grow(idmap: IdMap, size: int) -> IdMap:
+    """An identity-like vocabulary extended to ``size`` codes (ids continue after the largest)."""
+    if size == len(idmap):
+        return idmap
+    ids = idmap.to_numpy()
+    if ids.dtype.kind == "O":
+        raise ValueError("a sparse matrix cannot add users/items to a model with string ids; "
+                         "pass Interactions instead")
+    start = int(ids.max()) + 1 if ids.size else 0
+    return IdMap(np.concatenate([ids, np.arange(start, start + size - len(idmap), dtype=ids.dtype)]))

@@ -1,0 +1,1 @@
+"""Sequential recommenders (Transformers over ordered histories): SASRec, BERT4Rec."""
