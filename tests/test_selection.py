@@ -92,7 +92,7 @@ def test_grid_search_finds_the_noise_free_model():
     assert len(res.results) == 6 and res.objective == "ndcg@3"
     assert res.best_params["noise"] == 0.0 and res.best_score == pytest.approx(1.0)  # true embeddings: perfect
     assert list(res.results["ndcg@3"]) == sorted(res.results["ndcg@3"], reverse=True)
-    assert res.best_model.noise == 0.0 and hasattr(res.best_model, "seen_")
+    assert res.best_model.noise == 0.0 and res.best_model.is_fitted
     # rmse: lower is better
     by_rmse = grid_search(make, {"noise": [0.8, 0.0, 3.0], "seed": [0]}, train, test, ["ndcg@3", "rmse"],
                           objective="rmse", progress=False, n_jobs=2)
