@@ -183,3 +183,60 @@ def test_partial_fit_replaces_ratings_and_equals_refit(model_cls):
     refit = model_cls(**params).fit(sp.csr_matrix(dense))
     users, items = np.divmod(np.arange(R.shape[0] * R.shape[1]), R.shape[1])
     np.testing.assert_allclose(model.predict(users, items), refit.predict(users, items), rtol=1e-6, atol=1e-6)
+
+
+# ----------------------------------------------------------------------------- ratings of 0
+
+def _zero_scale_frame(seed=11, n_users=12, n_items=9, density=0.45):
+    """Integer ratings on -10..10 with many zeros, as Interactions and as a pandas frame."""
+    pd = pytest.importorskip("pandas")
+    rng = np.random.default_rng(seed)
+    mask = rng.random((n_users, n_items)) < density
+    users, items = np.nonzero(mask)
+    ratings = rng.choice(np.array([-10, -5, -2, 0, 0, 0, 3, 7, 10], dtype=float), size=users.size)
+    assert (ratings == 0).sum() >= 5
+    return (Interactions.from_arrays(users, items, ratings),
+            pd.DataFrame({"u": users, "i": items, "r": ratings}))
+
+
+@pytest.mark.parametrize("user_based", [True, False])
+@pytest.mark.parametrize("centering", ["none", "mean", "baseline"])
+@pytest.mark.parametrize("metric", ["msd", "pearson"])
+def test_zero_ratings_are_ratings_as_in_surprise(user_based, centering, metric):
+    surprise = pytest.importorskip("surprise")
+    inter, frame = _zero_scale_frame()
+    trainset = surprise.Dataset.load_from_df(frame, surprise.Reader(rating_scale=(-10, 10))).build_full_trainset()
+    algo = getattr(surprise, SURPRISE_CLASSES[centering])(
+        k=4, min_k=1, sim_options={"name": metric, "user_based": user_based}, verbose=False).fit(trainset)
+    model = (UserKNN if user_based else ItemKNN)(k=4, similarity=metric, feedback="explicit",
+                                                 centering=centering, rating_range=(-10, 10)).fit(inter)
+    assert model.user_items_.nnz == len(frame), "every rating is stored, zeros included"
+    u_ids, i_ids = inter.user_ids.to_numpy(), inter.item_ids.to_numpy()
+    users, items = np.meshgrid(u_ids, i_ids, indexing="ij")
+    users, items = users.ravel(), items.ravel()
+    want = np.array([algo.predict(u, i).est for u, i in zip(users, items)])
+    np.testing.assert_allclose(model.predict(users, items, ids=True), want, rtol=1e-5, atol=1e-5)
+
+
+def test_a_user_whose_only_rating_is_zero_has_a_mean_of_zero():
+    # user 2's only rating is 0: KNNWithMeans falls back to that mean (0), not to "no ratings"
+    R = sp.csr_matrix((np.array([4.0, -6.0, 2.0, 8.0, 0.0]), (np.array([0, 0, 1, 1, 2]), np.array([0, 1, 0, 1, 0]))),
+                      shape=(3, 2))
+    assert R.nnz == 5
+    model = UserKNN(similarity="msd", feedback="explicit", centering="mean", min_k=100).fit(R)
+    assert model.means_[2] == 0.0 and model.user_items_.nnz == 5
+    assert model.predict([2], [1])[0] == pytest.approx(0.0)
+    assert model.predict([0], [1])[0] == pytest.approx(-1.0)
+
+
+def test_partial_fit_keeps_zero_ratings():
+    inter, _ = _zero_scale_frame(seed=12)
+    half = len(inter) // 2
+    first, second = inter.select(np.arange(half)), inter.select(np.arange(half, len(inter)))
+    params = dict(k=4, similarity="msd", feedback="explicit", centering="mean", rating_range=(-10, 10))
+    grown = UserKNN(**params).fit(first).partial_fit(second)
+    whole = UserKNN(**params).fit(inter)
+    assert grown.user_items_.nnz == whole.user_items_.nnz == len(inter)
+    users = np.repeat(np.arange(inter.n_users), inter.n_items)
+    items = np.tile(np.arange(inter.n_items), inter.n_users)
+    np.testing.assert_allclose(grown.predict(users, items), whole.predict(users, items), rtol=1e-6, atol=1e-6)

@@ -56,14 +56,16 @@ class NotFittedError(RuntimeError):
     """A method that needs a fitted model was called before ``fit``."""
 
 
-def as_user_items(data: Any, name: str = "data", duplicates: str = "sum") -> tuple[sp.csr_matrix, IdMap, IdMap]:
+def as_user_items(data: Any, name: str = "data", duplicates: str = "sum",
+                  keep_zeros: bool = False) -> tuple[sp.csr_matrix, IdMap, IdMap]:
     """A canonical float32 users x items CSR and the two id maps.
 
     ``data`` is a :class:`recforge.data.Interactions` (its values, else 1 per interaction;
     repeated (user, item) rows combined by ``duplicates``: "sum" or "last"), a scipy sparse
-    matrix (ids = codes; duplicate entries summed) or a :class:`TrainingData`.
+    matrix (ids = codes; duplicate entries summed) or a :class:`TrainingData`. Stored zeros are
+    dropped unless ``keep_zeros`` (ratings on a scale that contains 0).
     """
-    td = TrainingData.of(data, duplicates=duplicates, name=name)
+    td = TrainingData.of(data, duplicates=duplicates, keep_zeros=keep_zeros, name=name)
     return td.matrix, td.user_ids, td.item_ids
 
 
@@ -113,7 +115,7 @@ class Recommender:
         unknown = set(self.requires) - set(REQUIREMENTS)
         if unknown:
             raise TypeError(f"{type(self).__name__}.requires names unknown parts {sorted(unknown)}")
-        td = TrainingData.of(data, duplicates=self._duplicates())
+        td = TrainingData.of(data, duplicates=self._duplicates(), keep_zeros=self.predicts_ratings)
         td.check(self.requires, type(self).__name__)
         R = td.matrix
         self.user_items_ = R
@@ -207,7 +209,7 @@ class Recommender:
             return self._history_of_interactions(codes, users, history, ids)
         if isinstance(history, (list, tuple)):
             return self._history_of_sequences(codes, history, ids)
-        rows, _, _ = as_user_items(history, "history")
+        rows, _, _ = as_user_items(history, "history", keep_zeros=self.predicts_ratings)
         if rows.shape != (codes.size, self.n_items_):
             raise ValueError(f"history must have one row per user and one column per item: shape "
                              f"({codes.size}, {self.n_items_}), got {rows.shape}")
@@ -258,11 +260,12 @@ class Recommender:
         rows = sp.csr_matrix((np.ones(cols.size, np.float32), cols, indptr), shape=(codes.size, self.n_items_))
         return HistoryChunk(codes, self._clean_rows(rows), sequences)
 
-    @staticmethod
-    def _clean_rows(rows: sp.spmatrix) -> sp.csr_matrix:
+    def _clean_rows(self, rows: sp.spmatrix) -> sp.csr_matrix:
+        """Canonical float32 rows; a stored 0 stays only for rating models (a rating of 0)."""
         rows = sp.csr_matrix(rows, dtype=np.float32)
         rows.sum_duplicates()
-        rows.eliminate_zeros()
+        if not self.predicts_ratings:
+            rows.eliminate_zeros()
         return rows
 
     def _stored_sequences(self, codes: np.ndarray) -> list[np.ndarray] | None:

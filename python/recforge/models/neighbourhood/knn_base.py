@@ -31,6 +31,14 @@ prediction does not fall back to the global mean.
 Neighbour lists are computed row by row (never via the kernel's symmetric half product), so
 they are the same bit for bit whether fitted at once, in blocks, or updated by ``partial_fit``.
 
+Ratings of 0: with explicit feedback a stored 0 is a rating like any other — it counts in the
+means, the baselines, the neighbourhoods and the predictions (as in Surprise). The kernels treat a
+stored 0 as missing, so for the shift-invariant similarities (``msd``, ``pearson``: both depend
+only on differences of co-rated values) the ratings are handed to the kernel shifted by
+:math:`c = 1 - \min r` when the smallest rating is <= 0, which keeps every co-rating and leaves
+the similarity unchanged; for the other similarities a 0 rating contributes nothing to the
+products, and is not counted as a co-rating by ``min_support`` or ``shrink``.
+
 Similarities (``similarity=``): those of :func:`recforge.kernels.similarity_topk` — cosine,
 jaccard, pearson, msd, adjusted_cosine, bm25, tfidf, dot — with ``shrink`` and
 ``min_support``. Item-based models compare item columns (items x users), user-based ones user
@@ -53,6 +61,7 @@ from recforge.models.neighbourhood.explicit import RatingStats, predict_pairs
 from recforge.models.neighbourhood.neighbours import all_neighbours, self_pattern, update_neighbours
 from recforge.models.ranking import PAD_ITEM, PAD_SCORE, complete_sparse_topn, topn_dense
 
+SHIFT_INVARIANT = ("msd", "pearson")
 SIMILARITIES = ("cosine", "jaccard", "pearson", "msd", "adjusted_cosine", "bm25", "tfidf", "dot")
 FEEDBACKS = ("implicit", "explicit")
 CENTERINGS = ("none", "mean", "baseline")
@@ -118,6 +127,17 @@ class NeighbourhoodModel(Recommender):
         return {"metric": self.similarity, "shrink": float(self.shrink), "min_support": int(self.min_support),
                 "num_threads": int(self.num_threads)}
 
+    def _sim_input(self, X: sp.csr_matrix) -> sp.csr_matrix:
+        """X as the similarity kernel must see it: explicit ratings <= 0 shifted to stay stored
+        (msd and pearson are unchanged by a constant shift of the ratings)."""
+        if self.feedback != "explicit" or self.similarity not in SHIFT_INVARIANT or not X.nnz:
+            return X
+        low = float(X.data.min())
+        if low > 0:
+            return X
+        return sp.csr_matrix(((X.data - np.float32(low - 1.0)).astype(X.dtype), X.indices, X.indptr),
+                             shape=X.shape)
+
     def _stored_k(self) -> int | None:
         return None if self.feedback == "explicit" else int(self.k)
 
@@ -132,7 +152,7 @@ class NeighbourhoodModel(Recommender):
     def _fit(self, data: TrainingData) -> None:
         R = data.matrix
         side = "users" if self.user_based else "items"
-        self.similarity_ = all_neighbours(self._x_major(R), self._stored_k(), self._sim_options(),
+        self.similarity_ = all_neighbours(self._sim_input(self._x_major(R)), self._stored_k(), self._sim_options(),
                                           bool(self.progress), f"{type(self).__name__} {side}")
         self._fit_rating_stats(R)
         self._prepare()
@@ -203,14 +223,14 @@ class NeighbourhoodModel(Recommender):
         R_old = sp.csr_matrix((R_old.data, R_old.indices, np.r_[R_old.indptr, np.full(n_users - R_old.shape[0],
                               R_old.indptr[-1])]), shape=(n_users, n_items))
         if self.feedback == "explicit":
-            R_new = (R_old - R_old.multiply(pattern(D)) + D).tocsr()
+            R_new = _replace_entries(R_old, D)
         else:
             R_new = (R_old + D).tocsr()
-        R_new.sum_duplicates()
-        R_new.eliminate_zeros()
+            R_new.sum_duplicates()
+            R_new.eliminate_zeros()
         R_new = R_new.astype(np.float32)
         touched = np.unique(D.tocoo().row if self.user_based else D.indices)
-        self.similarity_ = update_neighbours(self.similarity_, self._x_major(R_new), touched,
+        self.similarity_ = update_neighbours(self.similarity_, self._sim_input(self._x_major(R_new)), touched,
                                              self._stored_k(), self._sim_options())
         self.user_items_ = R_new
         self.n_users_, self.n_items_ = R_new.shape
@@ -227,7 +247,7 @@ class NeighbourhoodModel(Recommender):
             shape = (len(self.user_ids_), len(self.item_ids_))
             out = sp.csr_matrix((D.data, (ucodes[D.row], icodes[D.col])), shape=shape, dtype=np.float32)
         else:
-            out, _, _ = as_user_items(new, "new_interactions")
+            out, _, _ = as_user_items(new, "new_interactions", keep_zeros=self.predicts_ratings)
             if out.shape[0] < self.n_users_ or out.shape[1] < self.n_items_:
                 raise ValueError(f"new_interactions must be at least {self.n_users_} x {self.n_items_} "
                                  f"(the training shape), got {out.shape}")
@@ -308,7 +328,9 @@ class NeighbourhoodModel(Recommender):
             Xt = sp.hstack([self._Xt, sp.csr_matrix((self.n_items_, m), dtype=R.dtype)]).tocsr()
             known = np.flatnonzero(codes >= 0)        # a known user is not its own neighbour
             itself = sp.csr_matrix((np.ones(known.size, np.float32), (known, codes[known])), shape=(m, n_users))
-            fresh = similarity_topk(H, max(n_users, 1), R, exclude=itself, **self._sim_options())
+            shifted = self._sim_input(sp.vstack([R, H]).tocsr())
+            fresh = similarity_topk(shifted[n_users:], max(n_users, 1), shifted[:n_users], exclude=itself,
+                                    **self._sim_options())
             S = sp.vstack([self.similarity_, fresh]).tocsr()
             S = sp.csr_matrix((S.data, S.indices, S.indptr), shape=(n_users + m, n_users + m))
             stats = RatingStats(self.centering, self.global_mean_, np.r_[self.means_, h_means],
@@ -363,6 +385,7 @@ class NeighbourhoodModel(Recommender):
             S = self.similarity_[q]
         else:
             Z = self._Xt if self.user_based else self.user_items_
+            Z = self._sim_input(Z)
             S = similarity_topk(Z[q], n, Z, exclude=self_pattern(q, size), **self._sim_options())
         items = np.full((q.size, n), PAD_ITEM, dtype=np.int64)
         scores = np.full((q.size, n), PAD_SCORE, dtype=np.float32)
@@ -397,6 +420,17 @@ def _rows_equal(A: sp.csr_matrix, B: sp.csr_matrix) -> np.ndarray:
     diff.eliminate_zeros()
     same_pattern = np.diff(pattern(A).multiply(pattern(B)).tocsr().indptr)
     return (np.diff(diff.indptr) == 0) & (same_pattern == np.diff(A.indptr)) & (same_pattern == np.diff(B.indptr))
+
+
+def _replace_entries(R: sp.csr_matrix, D: sp.csr_matrix) -> sp.csr_matrix:
+    """R with D's stored entries written over it (stored zeros of either kept: ratings of 0)."""
+    R, D = R.tocoo(), D.tocoo()
+    n = np.int64(R.shape[1])
+    kept = ~np.isin(R.row.astype(np.int64) * n + R.col, D.row.astype(np.int64) * n + D.col)
+    out = sp.csr_matrix((np.r_[R.data[kept], D.data], (np.r_[R.row[kept], D.row], np.r_[R.col[kept], D.col])),
+                        shape=R.shape)
+    out.sum_duplicates()
+    return out
 
 
 def _lookup(P: sp.csr_matrix, rows: np.ndarray, cols: np.ndarray) -> np.ndarray:
