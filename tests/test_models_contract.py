@@ -173,6 +173,22 @@ class RecommenderContract:
         with pytest.raises(ValueError, match="items"):
             fitted.predict([0], [R.shape[1]])
 
+    def test_unknown_ids_and_codes_are_named(self, R):
+        coo = R.tocoo()
+        inter = Interactions.from_arrays(np.char.add("u", coo.row.astype(str)).astype(object),
+                                         np.char.add("i", coo.col.astype(str)).astype(object), coo.data)
+        model = self.make_model().fit(inter)
+        with pytest.raises(KeyError, match="users.*'nobody'"):
+            model.recommend(["u1", "nobody"], ids=True)
+        with pytest.raises(KeyError, match="items.*'no-item'"):
+            model.predict(["u1"], ["no-item"], ids=True)
+        with pytest.raises(KeyError, match="filter_items.*'gone'"):
+            model.recommend(["u1"], ids=True, filter_items=["gone"])
+        with pytest.raises(ValueError, match=rf"items holds codes outside 0..{R.shape[1] - 1} \(first -3\)"):
+            model.predict([0], [-3])
+        with pytest.raises(ValueError, match=rf"users holds codes outside 0..{R.shape[0] - 1} \(first {R.shape[0]}\)"):
+            model.recommend([0, R.shape[0]])
+
     # ----------------------------------------------------------------- history
     def test_history_equal_to_stored_rows_changes_nothing(self, fitted, R):
         if not self.supports_history:
@@ -251,6 +267,15 @@ class RecommenderContract:
         doc["format_version"] += 1
         (folder / "model.json").write_text(json.dumps(doc))
         with pytest.raises(ArtifactVersionError, match="upgrade recforge"):
+            recforge.load(folder)
+
+    def test_older_format_version_is_refused(self, fitted, tmp_path):
+        folder = tmp_path / "m"
+        fitted.save(folder)
+        doc = json.loads((folder / "model.json").read_text())
+        doc["format_version"] = 0
+        (folder / "model.json").write_text(json.dumps(doc))
+        with pytest.raises(ArtifactVersionError, match="format version 0.*reads format versions 1"):
             recforge.load(folder)
 
     def test_unknown_model_class_is_refused(self, fitted, tmp_path):

@@ -22,7 +22,10 @@ import scipy.sparse as sp
 from recforge.data.idmap import IdMap
 
 FORMAT = "recforge-model"
+#: the model format's major version: files of another major version are refused with a message
 FORMAT_VERSION = 1
+#: the oldest major version this recforge still reads
+MIN_FORMAT_VERSION = 1
 JSON_NAME = "model.json"
 ARRAYS_NAME = "arrays.npz"
 
@@ -163,6 +166,11 @@ def _read_json(folder: Path) -> dict:
     version = doc.get("format_version")
     if not isinstance(version, int):
         raise ArtifactError(f"{file} has no valid format_version")
+    if version < MIN_FORMAT_VERSION:
+        raise ArtifactVersionError(
+            f"{file} was written by recforge {doc.get('recforge_version', '?')} in model format version "
+            f"{version}; this recforge reads format versions {MIN_FORMAT_VERSION} to {FORMAT_VERSION}: "
+            f"load it with an older recforge and save it again, or retrain")
     if version > FORMAT_VERSION:
         raise ArtifactVersionError(
             f"{file} was written by recforge {doc.get('recforge_version', '?')} in model format version "

@@ -188,7 +188,7 @@ class Recommender:
         if arr.ndim != 1:
             raise ValueError(f"users must be 1-D, got shape {arr.shape}")
         if ids:
-            return self.user_ids_.codes(arr, missing=-1 if allow_unknown else "raise").astype(np.int64)
+            return known_codes(self.user_ids_, arr, "users", missing=-1 if allow_unknown else "raise")
         if arr.size and arr.dtype.kind not in "iu":
             raise TypeError(f"users must be integer user codes (or pass ids=True), got dtype {arr.dtype}")
         arr = arr.astype(np.int64)
@@ -283,11 +283,10 @@ class Recommender:
             return None
         arr = np.asarray(filter_items).reshape(-1)
         if ids:
-            return np.unique(self.item_ids_.codes(arr))
+            return np.unique(known_codes(self.item_ids_, arr, "filter_items"))
         if arr.size and arr.dtype.kind not in "iu":
             raise TypeError(f"filter_items must be integer item codes (or pass ids=True), got dtype {arr.dtype}")
-        if arr.size and (arr.min() < 0 or arr.max() >= self.n_items_):
-            raise ValueError(f"filter_items holds codes outside 0..{self.n_items_ - 1}")
+        check_code_range(arr, self.n_items_, "filter_items")
         return np.unique(arr.astype(np.int64))
 
     def _exclusion(self, rows: sp.csr_matrix, blocked: np.ndarray | None, exclude_seen: bool) -> sp.csr_matrix | None:
@@ -318,13 +317,12 @@ class Recommender:
         if u.shape != i.shape:
             raise ValueError(f"users and items must have the same length, got {u.size} and {i.size}")
         if ids:
-            u = self.user_ids_.codes(u).astype(np.int64)
-            i = self.item_ids_.codes(i).astype(np.int64)
+            u = known_codes(self.user_ids_, u, "users")
+            i = known_codes(self.item_ids_, i, "items")
         for arr, name, limit in ((u, "users", self.n_users_), (i, "items", self.n_items_)):
             if arr.size and arr.dtype.kind not in "iu":
                 raise TypeError(f"{name} must be integer codes (or pass ids=True), got dtype {arr.dtype}")
-            if arr.size and (arr.min() < 0 or arr.max() >= limit):
-                raise ValueError(f"{name} holds codes outside 0..{limit - 1}")
+            check_code_range(arr, limit, name)
         return self._predict_codes(u.astype(np.int64), i.astype(np.int64))
 
     def _predict_codes(self, users: np.ndarray, items: np.ndarray) -> np.ndarray:
@@ -364,3 +362,20 @@ def ids_of_codes(idmap: IdMap, codes: np.ndarray) -> np.ndarray:
     else:
         out = np.where(codes < 0, -1, out)
     return out
+
+
+def known_codes(idmap: IdMap, ids: Any, name: str, missing: str | int = "raise") -> np.ndarray:
+    """int64 codes of original ids; an unknown id raises KeyError naming the argument and the id."""
+    try:
+        return idmap.codes(ids, missing=missing).astype(np.int64)
+    except KeyError as exc:
+        raise KeyError(f"{name}: {exc.args[0]} (not in the training data)") from None
+
+
+def check_code_range(codes: np.ndarray, limit: int, name: str) -> None:
+    """Raise ValueError naming the argument, the valid range and the first code outside it."""
+    if codes.size:
+        outside = (codes < 0) | (codes >= limit)
+        if outside.any():
+            raise ValueError(f"{name} holds codes outside 0..{limit - 1} (first {codes[outside][0]}); "
+                             f"pass ids=True for original ids")

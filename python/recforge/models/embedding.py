@@ -30,7 +30,7 @@ import scipy.sparse as sp
 
 from recforge.kernels import dense_topk
 from recforge.kernels import _validation as v
-from recforge.models.base import Recommender, ids_of_codes
+from recforge.models.base import Recommender, check_code_range, ids_of_codes, known_codes
 from recforge.models.training_data import HistoryChunk
 
 SCORE_METRICS = ("dot", "cosine")
@@ -122,13 +122,12 @@ class EmbeddingRecommender(Recommender):
         n = v.check_positive_int(n, "n")
         q = np.asarray(which).reshape(-1)
         if ids:
-            q = idmap.codes(q).astype(np.int64)
+            q = known_codes(idmap, q, "items" if idmap is self.item_ids_ else "users")
         else:
             if q.size and q.dtype.kind not in "iu":
                 raise TypeError(f"codes must be integers (or pass ids=True), got dtype {q.dtype}")
             q = q.astype(np.int64)
-            if q.size and (q.min() < 0 or q.max() >= M.shape[0]):
-                raise ValueError(f"codes must lie in 0..{M.shape[0] - 1}")
+            check_code_range(q, M.shape[0], "items" if idmap is self.item_ids_ else "users")
         itself = sp.csr_matrix((np.ones(q.size, np.float32), q, np.arange(q.size + 1)), shape=(q.size, M.shape[0]))
         found, scores = dense_topk(M[q], M, n, exclude=itself, metric="cosine", num_threads=self._threads())
         return (ids_of_codes(idmap, found), scores) if ids else (found, scores)

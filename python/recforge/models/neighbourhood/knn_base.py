@@ -55,7 +55,8 @@ from recforge.data.idmap import IdMap
 from recforge.kernels import similarity_topk
 from recforge.kernels import _validation as v
 from recforge.models.neighbourhood.baselines_als import baseline_als
-from recforge.models.base import Recommender, as_user_items, dense_blocks, ids_of_codes, pattern
+from recforge.models.base import (Recommender, as_user_items, check_code_range, dense_blocks, ids_of_codes,
+                                  known_codes, pattern)
 from recforge.models.training_data import TrainingData
 from recforge.models.neighbourhood.explicit import RatingStats, predict_pairs
 from recforge.models.neighbourhood.neighbours import all_neighbours, self_pattern, update_neighbours
@@ -378,9 +379,9 @@ class NeighbourhoodModel(Recommender):
         idmap = self.item_ids_ if item_side else self.user_ids_
         size = self.n_items_ if item_side else self.n_users_
         q = np.asarray(which).reshape(-1)
-        q = idmap.codes(q).astype(np.int64) if ids else q.astype(np.int64)
-        if q.size and (q.min() < 0 or q.max() >= size):
-            raise ValueError(f"codes must lie in 0..{size - 1}")
+        name = "items" if item_side else "users"
+        q = known_codes(idmap, q, name) if ids else q.astype(np.int64)
+        check_code_range(q, size, name)
         if item_side != self.user_based:          # the stored lists are of this side
             S = self.similarity_[q]
         else:
