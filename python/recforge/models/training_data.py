@@ -56,6 +56,7 @@ class TrainingData:
         self.interactions = interactions
         self.user_ids = user_ids
         self.item_ids = item_ids
+        self.n_users, self.n_items = len(user_ids), len(item_ids)
         self.duplicates = duplicates
         self.keep_zeros = keep_zeros
         self._matrix = matrix
@@ -83,14 +84,6 @@ class TrainingData:
                         f"matrix, got {type(data).__name__}")
 
     # ------------------------------------------------------------------ the parts
-    @property
-    def n_users(self) -> int:
-        return len(self.user_ids)
-
-    @property
-    def n_items(self) -> int:
-        return len(self.item_ids)
-
     @property
     def matrix(self) -> sp.csr_matrix:
         """Users x items, canonical float32 CSR: the values (else 1), repeated pairs combined."""
