@@ -6,7 +6,7 @@ import threading
 import numpy as np
 import pytest
 import scipy.sparse as sp
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
 from recforge.kernels import SIMILARITY_METRICS, similarity_topk
@@ -287,3 +287,33 @@ def test_fewer_openmp_threads_than_requested(tmp_path):
     b = similarity_topk(X, 5, num_threads=1)
     np.testing.assert_array_equal(np.load(tmp_path / "idx.npy"), np.concatenate([b.indptr, b.indices]))
     np.testing.assert_array_equal(np.load(tmp_path / "val.npy"), b.data)
+
+
+@settings(max_examples=60, deadline=None)
+@given(problems(), st.integers(1, 7))
+def test_half_product_equals_row_blocks_bit_for_bit(problem, block):
+    """Y=None may form each pair once (the half product); every row must still get the same
+    scores, to the last bit, as when its rows are computed as separate blocks against X
+    (what recforge.distributed does), whatever the metric."""
+    import recforge.kernels.similarity as module
+    X, _, k, metric, _ = problem
+    assume(metric != "adjusted_cosine")  # centres columns over X and Y: blocks differ by definition
+    m = X.shape[0]
+    for budget in (0, module.HALF_PRODUCT_PRIVATE_BUDGET):
+        saved, ratio = module.HALF_PRODUCT_PRIVATE_BUDGET, module._half_product_pays.__defaults__
+        module.HALF_PRODUCT_PRIVATE_BUDGET = budget
+        module._half_product_pays.__defaults__ = (0.0,)      # always take the half product
+        try:
+            whole = similarity_topk(X, k, metric=metric, num_threads=2)
+        finally:
+            module.HALF_PRODUCT_PRIVATE_BUDGET = saved
+            module._half_product_pays.__defaults__ = ratio
+        parts = []
+        for start in range(0, m, block):
+            rows = np.arange(start, min(m, start + block))
+            itself = sp.csr_matrix((np.ones(rows.size), (np.arange(rows.size), rows)), shape=(rows.size, m))
+            parts.append(similarity_topk(X[rows], k, X, metric=metric, exclude=itself, num_threads=1))
+        blocks = sp.vstack(parts).tocsr() if parts else whole
+        np.testing.assert_array_equal(whole.indptr, blocks.indptr)
+        np.testing.assert_array_equal(whole.indices, blocks.indices)
+        np.testing.assert_array_equal(whole.data, blocks.data)

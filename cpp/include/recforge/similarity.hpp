@@ -279,9 +279,12 @@ private:
         if (flag_excluded) set_excluded_flags(i, st, 1);
         auto emit = [&](int64_t j, A* a) {
             const T s = static_cast<T>(Policy::score(a, i, j, ctx_));
+            // Row j's copy of a pair formed once is scored in row j's own order, as the plain
+            // product scores it, so a row's scores never depend on how the rows are blocked.
+            const T s_for_j = symmetric_ ? static_cast<T>(Policy::score(a, j, i, ctx_)) : s;
             for (int c = 0; c < C; ++c) a[c] = A(0);
+            if (s_for_j != T(0)) on_pair(s_for_j, j);
             if (s == T(0)) return;
-            on_pair(s, j);
             if (flag_excluded && st.excluded[j]) return;
             if constexpr (kKeyed) {
                 st.keys[nc++] = pack_best_first(s, static_cast<int32_t>(j));
