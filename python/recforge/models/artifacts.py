@@ -30,6 +30,10 @@ JSON_NAME = "model.json"
 ARRAYS_NAME = "arrays.npz"
 
 
+#: learned state every model may carry, saved without the model listing it (ordered histories)
+BASE_STATE = ("sequence_indptr_", "sequence_items_")
+
+
 class ArtifactError(ValueError):
     """A saved model cannot be loaded: missing, corrupt, tampered with, or not a recforge model."""
 
@@ -89,7 +93,8 @@ def save_model(model: Any, path: Any) -> Path:
     item_ids, item_kind = _ids_array(model.item_ids_)
     arrays["user_ids"], arrays["item_ids"] = user_ids, item_ids
     put_csr("user_items", model.user_items_)
-    for key, value in model._state().items():
+    base_state = {key: getattr(model, key) for key in BASE_STATE if getattr(model, key, None) is not None}
+    for key, value in {**base_state, **model._state()}.items():
         if sp.issparse(value):
             state_doc[key] = put_csr(f"state.{key}", value)
         elif isinstance(value, np.ndarray):
@@ -146,6 +151,9 @@ def load(path: Any):
             state[key] = spec["value"]
         else:
             raise ArtifactError(f"unknown state kind {kind!r} for {key!r} in {folder / JSON_NAME}")
+    for key in BASE_STATE:
+        if key in state:
+            setattr(model, key, state.pop(key))
     try:
         model._restore(state)
     except (ValueError, IndexError, TypeError) as exc:

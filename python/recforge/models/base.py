@@ -122,8 +122,17 @@ class Recommender:
         self.user_ids_, self.item_ids_ = td.user_ids, td.item_ids
         self.n_users_, self.n_items_ = R.shape
         self._training = td
+        if "sequences" in self.requires:
+            self.sequence_indptr_, self.sequence_items_ = _flat_sequences(td.sequences)
         self._fit(td)
         return self
+
+    def __getstate__(self) -> dict[str, Any]:
+        """What pickling (e.g. Dask shipping a fitted model to workers) keeps: the fitted model,
+        not the training input it was fitted on."""
+        state = self.__dict__.copy()
+        state.pop("_training", None)
+        return state
 
     def _check_params(self) -> None:
         """Validate constructor arguments (called by fit, and by load)."""
@@ -270,7 +279,13 @@ class Recommender:
 
     def _stored_sequences(self, codes: np.ndarray) -> list[np.ndarray] | None:
         """The training sequences (oldest first) of known users, or None when the model has no
-        order for them (then a history's sequences follow item code order)."""
+        order for them (then a history's sequences follow item code order). Models that require
+        "sequences" keep them (``sequence_indptr_`` / ``sequence_items_``, saved with the model)."""
+        indptr = getattr(self, "sequence_indptr_", None)
+        if indptr is not None:
+            items = self.sequence_items_
+            none = np.empty(0, np.int64)
+            return [items[indptr[c]:indptr[c + 1]].astype(np.int64) if c >= 0 else none for c in codes]
         td = getattr(self, "_training", None)
         if td is None or not td.has("sequences"):
             return None
@@ -362,6 +377,15 @@ def ids_of_codes(idmap: IdMap, codes: np.ndarray) -> np.ndarray:
     else:
         out = np.where(codes < 0, -1, out)
     return out
+
+
+def _flat_sequences(sequences: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+    """(indptr, items) of per-user sequences: user u's items are items[indptr[u]:indptr[u + 1]]."""
+    lengths = np.fromiter((s.size for s in sequences), dtype=np.int64, count=len(sequences))
+    indptr = np.zeros(len(sequences) + 1, dtype=np.int64)
+    np.cumsum(lengths, out=indptr[1:])
+    items = np.concatenate(sequences).astype(np.int32) if sequences else np.empty(0, np.int32)
+    return indptr, items
 
 
 def known_codes(idmap: IdMap, ids: Any, name: str, missing: str | int = "raise") -> np.ndarray:
