@@ -333,3 +333,31 @@ def test_every_similarity_scores_as_the_formula_says(model_cls, metric):
     np.testing.assert_allclose(model.predict(u, i).reshape(R.shape), want, rtol=2e-5, atol=1e-5)
     items, _ = model.recommend(np.arange(R.shape[0]), n=10)
     assert (items >= 0).all()
+
+
+@pytest.mark.parametrize("cls", [ItemKNN, UserKNN])
+def test_explain_contributions_sum_to_the_score(cls):
+    """Brute force: the dense formula's terms, term by term, and their sum equals predict."""
+    rng = np.random.default_rng(21)
+    R = sp.random(40, 30, density=0.2, random_state=rng, format="csr", dtype=np.float32)
+    R.data = (0.5 + rng.random(R.nnz)).astype(np.float32)
+    model = cls(k=6, progress=False).fit(R)
+    S = model.similarity_.toarray().astype(np.float64)
+    D = R.toarray().astype(np.float64)
+    for u, i in [(0, 3), (5, 17), (12, 29), (33, 0)]:
+        e = model.explain(u, i)
+        if cls is ItemKNN:
+            terms = {j: D[u, j] * S[j, i] for j in range(30) if D[u, j] * S[j, i] != 0}
+            got = dict(zip(e.items.tolist(), e.item_contributions.tolist()))
+        else:
+            terms = {v: S[u, v] * D[v, i] for v in range(40) if S[u, v] * D[v, i] != 0}
+            got = dict(zip(e.users.tolist(), e.user_contributions.tolist()))
+        assert got.keys() == terms.keys()
+        for key in terms:
+            assert got[key] == pytest.approx(terms[key], rel=1e-5)
+        assert e.score == pytest.approx(sum(terms.values()), rel=1e-5, abs=1e-7)
+        assert e.score == pytest.approx(model.predict([u], [i])[0], rel=1e-5, abs=1e-6)
+        magnitudes = np.abs(list(got.values()))
+        assert np.all(np.diff(magnitudes) <= 1e-12), "largest contribution first"
+    with pytest.raises(NotImplementedError, match="explicit"):
+        cls(feedback="explicit", similarity="msd", progress=False).fit(R).explain(0, 1)

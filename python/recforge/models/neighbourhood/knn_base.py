@@ -400,6 +400,36 @@ class NeighbourhoodModel(Recommender):
             return ids_of_codes(idmap, items), scores
         return items, scores
 
+    # ------------------------------------------------------------------ explanations
+    def explain(self, user: Any, item: Any, *, history: Any = None, ids: bool = False):
+        r"""Why ``item`` scores what it does for ``user`` (implicit feedback): ItemKNN lists each
+        history item j with its contribution :math:`r_{uj}\, s(j, i)`, UserKNN each neighbour v
+        with :math:`s(u, v)\, r_{vi}`; the contributions sum to the score ``recommend`` ranks by.
+        ``history``: as in recommend (one row). Returns an :class:`Explanation`."""
+        from recforge.models.explanation import Explanation, ranked
+
+        self._require_fitted()
+        if self.feedback == "explicit":
+            raise NotImplementedError("explain covers implicit-feedback scores; an explicit rating prediction "
+                                      "is a weighted mean over the neighbours (see predict)")
+        codes = self._user_codes([user], ids, allow_unknown=history is not None)
+        rows = self._history(codes, [user], history, ids).rows
+        i = known_codes(self.item_ids_, [item], "item")[0] if ids else int(item)
+        check_code_range(np.array([i]), self.n_items_, "item")
+        left = self._left_operand(codes, rows)                      # 1 x (items or users)
+        sources = left.indices.astype(np.int64)
+        if self.user_based:
+            values = self.user_items_[sources, i].toarray().reshape(-1) if sources.size else np.zeros(0)
+        else:
+            values = self.similarity_[sources, i].toarray().reshape(-1) if sources.size else np.zeros(0)
+        contributions = left.data.astype(np.float64) * values
+        score = float(contributions.sum())
+        sources, contributions = ranked(sources, contributions)
+        labels = ids_of_codes(self.user_ids_ if self.user_based else self.item_ids_, sources) if ids else sources
+        if self.user_based:
+            return Explanation(score, users=labels, user_contributions=contributions)
+        return Explanation(score, items=labels, item_contributions=contributions)
+
     def similar_items(self, items, n=10, *, ids=False):
         """The n items most similar to each item (never itself), best first; padded -1 / -inf.
         ItemKNN reads its stored lists (at most k per item with implicit feedback)."""

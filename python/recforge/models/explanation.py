@@ -1,0 +1,46 @@
+"""Explanation: why a model gives an item its score, as additive contributions.
+
+``items`` / ``item_contributions``: the user's history items and what each adds to the score
+(largest magnitude first); ``users`` / ``user_contributions``: the same over neighbour users
+(user-based models); ``features`` / ``feature_contributions``: the same split over the vector's
+named dimensions (words, labels) when the model has them, else None. Each list sums to
+``score`` (up to floating-point rounding).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+
+@dataclass
+class Explanation:
+    score: float
+    items: np.ndarray = field(default_factory=lambda: np.empty(0, np.int64))
+    item_contributions: np.ndarray = field(default_factory=lambda: np.empty(0))
+    features: list[str] | None = None
+    feature_contributions: np.ndarray | None = None
+    users: np.ndarray | None = None
+    user_contributions: np.ndarray | None = None
+
+    def top_items(self, n: int = 3) -> list[tuple[Any, float]]:
+        return [(self.items[k], float(self.item_contributions[k])) for k in range(min(n, len(self.items)))]
+
+    def top_users(self, n: int = 3) -> list[tuple[Any, float]]:
+        if self.users is None:
+            return []
+        return [(self.users[k], float(self.user_contributions[k])) for k in range(min(n, len(self.users)))]
+
+    def top_features(self, n: int = 5) -> list[tuple[str, float]]:
+        if self.features is None:
+            return []
+        return [(self.features[k], float(self.feature_contributions[k])) for k in range(min(n, len(self.features)))]
+
+
+def ranked(sources: np.ndarray, contributions: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Sources and contributions, largest magnitude first (ties: smaller code), zeros dropped."""
+    keep = contributions != 0
+    sources, contributions = sources[keep], contributions[keep]
+    order = np.lexsort((sources, -np.abs(contributions)))
+    return sources[order], contributions[order]
