@@ -54,6 +54,8 @@ def _ids_array(idmap: IdMap) -> tuple[np.ndarray, str]:
 
 
 def _jsonable(value: Any) -> Any:
+    if hasattr(value, "to_dict") and not isinstance(value, dict):    # parameter objects (privacy.DP)
+        return _jsonable(value.to_dict())
     if isinstance(value, (np.integer,)):
         return int(value)
     if isinstance(value, (np.floating,)):

@@ -1,6 +1,8 @@
 """Baselines: MostPopular (every user gets the most interacted-with items) and Random."""
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 import scipy.sparse as sp
 
@@ -8,6 +10,7 @@ from recforge.data.pairs import is_stored
 from recforge.models.base import Recommender, dense_blocks
 from recforge.models.ranking import PAD_ITEM, PAD_SCORE, topn_dense
 from recforge.models.training_data import TrainingData
+from recforge.privacy.dp import DP
 
 
 class MostPopular(Recommender):
@@ -15,10 +18,12 @@ class MostPopular(Recommender):
 
     ``score(u, i) = |{v : (v, i) stored}|`` (number of users who interacted with i), or with
     ``weighted=True`` the sum of the stored values of item i. Ties: smaller item code first.
+    ``privacy=recforge.privacy.DP(...)``: noisy, user-level DP counts (:mod:`recforge.privacy.counts`).
     """
 
-    def __init__(self, weighted: bool = False):
+    def __init__(self, weighted: bool = False, privacy: Any = None):
         self.weighted = weighted
+        self.privacy = DP.of(privacy)
 
     def _check_params(self) -> None:
         if not isinstance(self.weighted, (bool, np.bool_)):
@@ -26,6 +31,12 @@ class MostPopular(Recommender):
 
     def _fit(self, data: TrainingData) -> None:
         R = data.matrix
+        if self.privacy is not None and self.privacy.private:
+            from recforge.privacy.counts import private_popularity
+
+            self.popularity_, self.privacy_sigma_ = private_popularity(R, self.privacy)
+            self._after_fit()
+            return
         weights = R.data.astype(np.float64) if self.weighted else None
         self.popularity_ = np.bincount(R.indices, weights=weights, minlength=R.shape[1]).astype(np.float64)
         self._after_fit()
@@ -38,7 +49,10 @@ class MostPopular(Recommender):
         self._after_fit()
 
     def _state(self):
-        return {"popularity_": self.popularity_}
+        state = {"popularity_": self.popularity_}
+        if self.privacy is not None and self.privacy.private:
+            state["privacy_sigma_"] = float(self.privacy_sigma_)
+        return state
 
     def _recommend_rows(self, codes, rows, n, exclude):
         m = rows.shape[0]

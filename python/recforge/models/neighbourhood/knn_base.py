@@ -39,6 +39,12 @@ only on differences of co-rated values) the ratings are handed to the kernel shi
 the similarity unchanged; for the other similarities a 0 rating contributes nothing to the
 products, and is not counted as a co-rating by ``min_support`` or ``shrink``.
 
+Privacy (``privacy=recforge.privacy.DP(epsilon, delta, max_items_per_user)``, ItemKNN with
+implicit feedback and cosine): the item neighbour lists come from bounded, noisy co-occurrence
+counts (:mod:`recforge.privacy.cooccurrence`), user-level (epsilon, delta)-DP; the noise scale
+is kept as ``privacy_sigma_`` and the parameters in the saved model. ``epsilon=math.inf`` is the
+non-private model exactly.
+
 Similarities (``similarity=``): those of :func:`recforge.kernels.similarity_topk` — cosine,
 jaccard, pearson, msd, adjusted_cosine, bm25, tfidf, dot — with ``shrink`` and
 ``min_support``. Item-based models compare item columns (items x users), user-based ones user
@@ -58,6 +64,7 @@ from recforge.models.neighbourhood.baselines_als import baseline_als
 from recforge.models.base import (Recommender, as_user_items, check_code_range, dense_blocks, ids_of_codes,
                                   known_codes, pattern)
 from recforge.models.training_data import TrainingData
+from recforge.privacy.dp import DP
 from recforge.models.neighbourhood.explicit import RatingStats, predict_pairs
 from recforge.models.neighbourhood.neighbours import all_neighbours, self_pattern, update_neighbours
 from recforge.models.ranking import PAD_ITEM, PAD_SCORE, complete_sparse_topn, topn_dense
@@ -78,7 +85,7 @@ class NeighbourhoodModel(Recommender):
                  feedback: str = "implicit", centering: str = "none", min_k: int = 1,
                  rating_range: tuple[float, float] | None = None, baseline_reg_items: float = 10.0,
                  baseline_reg_users: float = 15.0, baseline_epochs: int = 10, num_threads: int = 0,
-                 progress: bool = True):
+                 progress: bool = True, privacy: Any = None):
         self.k = k
         self.similarity = similarity
         self.shrink = shrink
@@ -92,6 +99,7 @@ class NeighbourhoodModel(Recommender):
         self.baseline_epochs = baseline_epochs
         self.num_threads = num_threads
         self.progress = progress
+        self.privacy = DP.of(privacy)
 
     @property
     def predicts_ratings(self) -> bool:  # type: ignore[override]
@@ -120,6 +128,10 @@ class NeighbourhoodModel(Recommender):
         v.check_non_negative_float(self.baseline_reg_items, "baseline_reg_items")
         v.check_non_negative_float(self.baseline_reg_users, "baseline_reg_users")
         v.check_positive_int(self.baseline_epochs, "baseline_epochs")
+        if self.privacy is not None and (self.user_based or self.feedback != "implicit"
+                                         or self.similarity != "cosine"):
+            raise ValueError("privacy= is supported by ItemKNN with implicit feedback and similarity='cosine' "
+                             "(recforge.privacy.cooccurrence)")
         if isinstance(self.num_threads, bool) or not isinstance(self.num_threads, (int, np.integer)) \
                 or self.num_threads < 0:
             raise ValueError(f"num_threads must be an integer >= 0 (0 = all cores), got {self.num_threads!r}")
@@ -127,6 +139,9 @@ class NeighbourhoodModel(Recommender):
     def _sim_options(self) -> dict[str, Any]:
         return {"metric": self.similarity, "shrink": float(self.shrink), "min_support": int(self.min_support),
                 "num_threads": int(self.num_threads)}
+
+    def _private(self) -> bool:
+        return self.privacy is not None and self.privacy.private
 
     def _sim_input(self, X: sp.csr_matrix) -> sp.csr_matrix:
         """X as the similarity kernel must see it: explicit ratings <= 0 shifted to stay stored
@@ -152,6 +167,12 @@ class NeighbourhoodModel(Recommender):
 
     def _fit(self, data: TrainingData) -> None:
         R = data.matrix
+        if self._private():
+            from recforge.privacy.cooccurrence import private_item_neighbours
+
+            self.similarity_, self.privacy_sigma_ = private_item_neighbours(R, int(self.k), self.privacy)
+            self._prepare()
+            return
         side = "users" if self.user_based else "items"
         self.similarity_ = all_neighbours(self._sim_input(self._x_major(R)), self._stored_k(), self._sim_options(),
                                           bool(self.progress), f"{type(self).__name__} {side}")
@@ -194,6 +215,8 @@ class NeighbourhoodModel(Recommender):
 
     def _state(self) -> dict[str, Any]:
         state: dict[str, Any] = {"similarity_": self.similarity_}
+        if self._private():
+            state["privacy_sigma_"] = float(self.privacy_sigma_)
         if self.feedback == "explicit":
             state.update(global_mean_=self.global_mean_, rating_low_=self.rating_low_,
                          rating_high_=self.rating_high_, means_=self.means_)
@@ -218,6 +241,9 @@ class NeighbourhoodModel(Recommender):
         tfidf depend on corpus statistics, so they recompute everything.
         """
         self._require_fitted()
+        if self._private():
+            raise ValueError("partial_fit would release new statistics outside the privacy budget: refit a "
+                             "private model on all the data")
         D = self._recode(new_interactions)
         R_old = self.user_items_
         n_users, n_items = D.shape

@@ -1,0 +1,141 @@
+"""Differentially private ItemKNN and MostPopular: the sensitivity bound checked exhaustively, the
+noise scale against its calibration (the analytic Gaussian mechanism's condition computed here
+with scipy.stats), epsilon = inf equal to the non-private models, and the contract."""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+import scipy.sparse as sp
+from scipy.stats import norm
+
+import recforge
+from recforge.models import ItemKNN, MostPopular, UserKNN
+from recforge.privacy import DP, gaussian_sigma
+from recforge.privacy.cooccurrence import bounded_histories, noisy_cooccurrence, weighted_cooccurrence
+
+from test_models_contract import RecommenderContract, random_user_items
+
+
+class TestPrivateItemKNNContract(RecommenderContract):
+    def make_model(self):
+        return ItemKNN(k=8, progress=False, privacy=DP(epsilon=5.0, delta=1e-5))
+
+
+class TestPrivateMostPopularContract(RecommenderContract):
+    def make_model(self):
+        return MostPopular(privacy=DP(epsilon=2.0))
+
+
+def _upper(C):
+    return C[np.triu_indices(C.shape[0])]
+
+
+def test_one_user_moves_the_clipped_statistics_by_at_most_one():
+    """Exhaustively: for every user of a small matrix (heavy and light users, an empty one), the
+    released upper triangle of C with and without that user differs by <= 1 in L2, and the
+    private popularity counts likewise."""
+    rng = np.random.default_rng(0)
+    dense = (rng.random((12, 7)) < rng.random((12, 1))).astype(float)
+    dense[3] = 1.0                  # a user with every item
+    dense[5] = 0.0                  # a user with none
+    R = sp.csr_matrix(dense)
+    B = bounded_histories(R, None, rng)
+    full = _upper(weighted_cooccurrence(B))
+    lengths = np.diff(B.indptr).astype(float)
+    counts = np.asarray((sp.diags(np.divide(1, np.sqrt(lengths), out=np.zeros(12), where=lengths > 0)) @ B)
+                        .sum(axis=0)).ravel()
+    worst = 0.0
+    for u in range(12):
+        others = np.delete(np.arange(12), u)
+        without = _upper(weighted_cooccurrence(B[others]))
+        worst = max(worst, np.linalg.norm(full - without))
+        lo = lengths[others]
+        w = np.divide(1, np.sqrt(lo), out=np.zeros(11), where=lo > 0)
+        assert np.linalg.norm(counts - np.asarray((sp.diags(w) @ B[others]).sum(axis=0)).ravel()) <= 1 + 1e-12
+    assert worst <= 1 + 1e-12
+    assert worst > 0.7, "the bound is nearly reached by the heaviest user"
+
+
+def test_history_cap_samples_without_replacement():
+    R = sp.csr_matrix(np.ones((3, 50)))
+    B = bounded_histories(R, 7, np.random.default_rng(1))
+    assert np.all(np.diff(B.indptr) == 7) and np.all(B.data == 1)
+    assert len({tuple(B[u].indices) for u in range(3)}) == 3, "each user draws its own sample"
+
+
+@pytest.mark.parametrize("epsilon, delta", [(0.1, 1e-5), (1.0, 1e-5), (10.0, 1e-6)])
+def test_sigma_is_the_smallest_that_satisfies_the_analytic_condition(epsilon, delta):
+    def leak(sigma):
+        a, b = 1 / (2 * sigma), epsilon * sigma
+        return norm.cdf(a - b) - math.exp(epsilon) * norm.cdf(-a - b)
+
+    sigma = gaussian_sigma(epsilon, delta)
+    assert leak(sigma) <= delta * (1 + 1e-9)
+    assert leak(sigma * 0.999) > delta
+    if epsilon < 1:
+        assert sigma <= math.sqrt(2 * math.log(1.25 / delta)) / epsilon, "never worse than the classic bound"
+    assert gaussian_sigma(math.inf, delta) == 0.0
+
+
+def test_empirical_noise_matches_the_calibration():
+    sigma = gaussian_sigma(1.0, 1e-5)
+    samples = []
+    for seed in range(200):
+        noisy = noisy_cooccurrence(np.zeros((6, 6)), sigma, np.random.default_rng(seed))
+        assert np.array_equal(noisy, noisy.T), "one draw per unordered pair"
+        samples.append(_upper(noisy))
+    samples = np.concatenate(samples)                        # 200 x 21 draws
+    assert abs(samples.mean()) < 4 * sigma / math.sqrt(samples.size)
+    assert samples.std() == pytest.approx(sigma, rel=0.05)
+
+
+def test_infinite_epsilon_is_the_non_private_model_exactly():
+    R = random_user_items(60, 40, seed=3)
+    a, b = ItemKNN(k=6, progress=False, privacy=DP(epsilon=math.inf)).fit(R), ItemKNN(k=6, progress=False).fit(R)
+    for x, y in zip(a.recommend(np.arange(60), 10), b.recommend(np.arange(60), 10)):
+        np.testing.assert_array_equal(x, y)
+    p, q = MostPopular(privacy=DP(epsilon=math.inf)).fit(R), MostPopular().fit(R)
+    np.testing.assert_array_equal(p.popularity_, q.popularity_)
+
+
+def test_privacy_noise_shrinks_with_epsilon():
+    R = sp.csr_matrix((np.random.default_rng(4).random((400, 30)) < 0.2).astype(np.float32))
+    exact = MostPopular().fit(R).popularity_
+
+    def error(eps):
+        m = MostPopular(privacy=DP(epsilon=eps, max_items_per_user=None)).fit(R)
+        lengths = np.diff(R.indptr).astype(float)
+        clean = np.asarray((sp.diags(1 / np.sqrt(np.maximum(lengths, 1))) @ R).sum(axis=0)).ravel()
+        return np.abs(m.popularity_ - clean).mean(), m.privacy_sigma_
+
+    (e1, s1), (e10, s10) = error(0.5), error(20.0)
+    assert s10 < s1 and e10 < e1
+    assert exact.argmax() == MostPopular(privacy=DP(epsilon=1e6)).fit(R).popularity_.argmax()
+
+
+def test_private_model_saves_its_accounting(tmp_path):
+    model = ItemKNN(k=5, progress=False, privacy=DP(epsilon=2.0, delta=1e-6, max_items_per_user=30, seed=7))
+    model.fit(random_user_items(50, 30, seed=5)).save(tmp_path / "m")
+    import json
+    doc = json.loads((tmp_path / "m" / "model.json").read_text())
+    assert doc["params"]["privacy"] == {"epsilon": 2.0, "delta": 1e-6, "max_items_per_user": 30, "seed": 7}
+    loaded = recforge.load(tmp_path / "m")
+    assert loaded.privacy == model.privacy and loaded.privacy_sigma_ == pytest.approx(model.privacy_sigma_)
+
+
+def test_bad_privacy_arguments_are_named():
+    with pytest.raises(ValueError, match="epsilon"):
+        DP(epsilon=0)
+    with pytest.raises(ValueError, match="delta"):
+        DP(epsilon=1, delta=2)
+    with pytest.raises(TypeError, match="privacy"):
+        ItemKNN(privacy=1.0)
+    R = random_user_items()
+    with pytest.raises(ValueError, match="privacy"):
+        UserKNN(privacy=DP(1.0)).fit(R)
+    with pytest.raises(ValueError, match="privacy"):
+        ItemKNN(similarity="jaccard", privacy=DP(1.0)).fit(R)
+    with pytest.raises(ValueError, match="privacy budget"):
+        ItemKNN(privacy=DP(1.0), progress=False).fit(R).partial_fit(R)
