@@ -120,7 +120,8 @@ def test_private_model_saves_its_accounting(tmp_path):
     model.fit(random_user_items(50, 30, seed=5)).save(tmp_path / "m")
     import json
     doc = json.loads((tmp_path / "m" / "model.json").read_text())
-    assert doc["params"]["privacy"] == {"epsilon": 2.0, "delta": 1e-6, "max_items_per_user": 30, "seed": 7}
+    assert doc["params"]["privacy"] == {"epsilon": 2.0, "delta": 1e-6, "max_items_per_user": 30, "threshold": 3.0,
+                                        "seed": 7}
     loaded = recforge.load(tmp_path / "m")
     assert loaded.privacy == model.privacy and loaded.privacy_sigma_ == pytest.approx(model.privacy_sigma_)
 

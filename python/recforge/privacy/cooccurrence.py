@@ -8,10 +8,13 @@ r"""Private item neighbourhoods after McSherry & Mironov (KDD 2009).
    vector by :math:`\sqrt{\sum_{i \le j \in I_u} w_u^2} = \sqrt{|I_u|(|I_u|+1)/2}\,/\,|I_u| \le 1` in L2,
    so Gaussian noise with :func:`~recforge.privacy.dp.gaussian_sigma` (Delta = 1) on every
    :math:`i \le j` entry makes the released matrix (epsilon, delta)-DP at user level.
-3. **Similarity and selection** (post-processing, no further privacy cost): the noisy cosine
+3. **Similarity and selection** (post-processing, no further privacy cost): pairs whose noisy
+   count is below :math:`t\sigma` (``DP.threshold``) are dropped as indistinguishable from noise,
+   the rest scored by the noisy cosine
    :math:`\tilde s_{ij} = \tilde C_{ij} / \sqrt{\max(\tilde C_{ii}, \tau) \max(\tilde C_{jj}, \tau)}` with
-   :math:`\tau = 1 + \sigma` (so an item's norm is never taken from noise alone), then each item's
-   k best neighbours.
+   :math:`\tau = 1 + (1 + t)\sigma` (so an item's norm is never taken from noise alone), then each
+   item's k best neighbours. On ML-100K at epsilon = 10 the threshold (t = 3) lifts NDCG@10 from
+   0.147 to 0.317 (benchmarks/bench_responsible.py).
 
 Memory: a dense n_items x n_items float64 matrix (ML-100K: 22 MB; 41k items: 13 GB — too big).
 """
@@ -61,9 +64,12 @@ def private_item_neighbours(R: sp.csr_matrix, k: int, dp: DP) -> tuple[sp.csr_ma
     B = bounded_histories(R, dp.max_items_per_user, rng)
     sigma = gaussian_sigma(float(dp.epsilon), float(dp.delta), 1.0)
     C = noisy_cooccurrence(weighted_cooccurrence(B), sigma, rng)
-    floor = 1.0 + sigma
-    norms = np.sqrt(np.maximum(np.diag(C), floor))
-    S = C / norms[:, None] / norms[None, :]
+    t = float(dp.threshold)
+    pairs = C.copy()
+    np.fill_diagonal(pairs, 0.0)
+    pairs[pairs < t * sigma] = 0.0
+    norms = np.sqrt(np.maximum(np.diag(C), 1.0 + (1.0 + t) * sigma))
+    S = pairs / norms[:, None] / norms[None, :]
     np.fill_diagonal(S, -np.inf)
     return top_k_rows(S, k), sigma
 

@@ -27,12 +27,15 @@ class DP:
 
     ``max_items_per_user``: each user's history is cut to at most this many items (a seeded
     uniform sample) before its contribution is bounded — it limits the cost of heavy users, not
-    the sensitivity (the weights bound that). ``seed``: the sample and the noise.
+    the sensitivity (the weights bound that). ``threshold``: noisy pair statistics below
+    ``threshold * sigma`` are dropped as indistinguishable from noise (post-processing: no
+    privacy cost). ``seed``: the sample and the noise.
     """
 
     epsilon: float
     delta: float = 1e-6
     max_items_per_user: int | None = 200
+    threshold: float = 3.0
     seed: int = 0
 
     def __post_init__(self):
@@ -41,6 +44,8 @@ class DP:
             raise ValueError(f"epsilon must be > 0 (math.inf for no privacy), got {self.epsilon!r}")
         if not (0 < float(self.delta) < 1):
             raise ValueError(f"delta must lie in (0, 1), got {self.delta!r}")
+        if not (float(self.threshold) >= 0):
+            raise ValueError(f"threshold must be >= 0, got {self.threshold!r}")
         cap = self.max_items_per_user
         if cap is not None and (isinstance(cap, bool) or not isinstance(cap, (int, np.integer)) or cap < 1):
             raise ValueError(f"max_items_per_user must be an integer >= 1 or None, got {cap!r}")
