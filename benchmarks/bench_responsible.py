@@ -92,7 +92,8 @@ def rerank_curves(name, inter, train, test):
     users = np.flatnonzero(np.diff(test_csr.indptr))
     model = ItemKNN(k=50, progress=False).fit(train)
     items, scores = model.recommend(users, 100)
-    V = TruncatedSVD(64, random_state=0).fit(R).components_.T
+    svd = TruncatedSVD(64, random_state=0).fit(R)
+    V = svd.components_.T * svd.singular_values_              # item factors Q = V Sigma
     Vn = V / np.maximum(np.linalg.norm(V, axis=1, keepdims=True), 1e-12)
     genres = inter.item_metadata["genres"].fillna("").str.split("|")
     vocab = sorted({g for gs in genres for g in gs if g})

@@ -42,9 +42,10 @@ def assert_one_line_error(result: subprocess.CompletedProcess, *fragments: str) 
 
 
 def registered_models() -> list[str]:
+    """The built-in models (not classes other test modules register in this process)."""
     from recforge.models import registry
 
-    return registry.available()
+    return [name for name in registry.available() if registry.path_of(name) is not None]
 
 
 # --------------------------------------------------------------------------------------------- info
