@@ -27,6 +27,7 @@ import scipy.sparse as sp
 
 EPSILONS = [0.1, 0.5, 1.0, 2.0, 5.0, 10.0, math.inf]
 LAMBDAS = [round(0.1 * k, 1) for k in range(11)]
+FINE_LAMBDAS = [0.62, 0.64, 0.66, 0.68]      # between the grid points where the trade-off turns
 
 
 def data_dir() -> Path:
@@ -112,11 +113,13 @@ def rerank_curves(name, inter, train, test):
         return float(((1 - G).sum(axis=(1, 2)) / (k * (k - 1))).mean())
 
     out = {"mmr": [], "calibration": []}
-    for lam in LAMBDAS:
+    for lam in sorted(LAMBDAS + FINE_LAMBDAS):
         t = time.perf_counter()
         lists, _ = mmr(items, scores, V, lambda_=1 - lam, n=10)        # lam = weight of diversity
         mmr_rate = users.size / (time.perf_counter() - t)
         out["mmr"].append((lam, ndcg_of_lists(lists, users, test_csr), ild(lists), mmr_rate))
+        if lam in FINE_LAMBDAS:
+            continue
         t = time.perf_counter()
         lists, _ = calibrate(items, scores, C, P, lambda_=lam, n=10)
         cal_rate = users.size / (time.perf_counter() - t)
@@ -174,7 +177,7 @@ def main():
         base_ndcg, base_ild = rerank["mmr"][0][1], rerank["mmr"][0][2]
         print("  MMR (lambda = diversity weight): lambda, NDCG@10, ILD, users/s")
         for lam, v, d, rate in rerank["mmr"]:
-            print(f"    {lam:.1f}  {v:.4f}  {d:.4f} ({(d / base_ild - 1) * 100:+.1f}% ILD, "
+            print(f"    {lam:.2f}  {v:.4f}  {d:.4f} ({(d / base_ild - 1) * 100:+.1f}% ILD, "
                   f"{(v / base_ndcg - 1) * 100:+.1f}% NDCG)  {rate:,.0f}")
         print("  calibration: lambda, NDCG@10, KL, users/s")
         for lam, v, kl, rate in rerank["calibration"]:

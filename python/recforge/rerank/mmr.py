@@ -56,8 +56,9 @@ def _candidate_similarity(items: np.ndarray, item_vectors: Any, similarity: Any)
         if items.size and items.max() >= V.shape[0]:
             raise ValueError(f"items holds codes beyond the {V.shape[0]} rows of item_vectors")
         norms = np.linalg.norm(V, axis=1, keepdims=True)
-        U = np.divide(V, norms, out=np.zeros_like(V), where=norms > 0)[items]     # (m, c, d)
-        return np.matmul(U, U.transpose(0, 2, 1))                           # batched BLAS
+        U = np.divide(V, norms, out=np.zeros_like(V), where=norms > 0).astype(np.float32)[items]   # (m, c, d)
+        # einsum, not a batched matmul: thousands of tiny products would each start BLAS threads
+        return np.einsum("mad,mbd->mab", U, U).astype(np.float64)
     S = similarity
     n_items = S.shape[0]
     if S.ndim != 2 or S.shape[0] != S.shape[1]:
