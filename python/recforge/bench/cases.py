@@ -16,8 +16,6 @@ columns that miss the cache are not counted): compare it with the machine's copy
 """
 from __future__ import annotations
 
-import importlib
-import importlib.util
 import warnings
 from dataclasses import dataclass, field
 from typing import Any, Callable
@@ -26,13 +24,28 @@ import numpy as np
 import scipy.sparse as sp
 
 from recforge.bench import agreement
-from recforge.bench.inputs import BenchInputs
+from recforge.bench import peers as _peers
+from recforge.bench.inputs import BenchInputs, bipartite_adjacency
+from recforge.bench.peers import installed, l2_rows, to_host, torch_cuda_available
+
+__all__ = ["Impl", "Case", "BUILDERS", "KERNELS", "IMPL_KEYS", "similarity_case", "dense_case", "propagate_case",
+           "installed", "torch_cuda_available", "to_host", "l2_rows", "bipartite_adjacency"]
+
 
 SIMILARITY_K = 50
 DENSE_K = 10
 LAYERS = 3
 #: the single-threaded scipy similarity is skipped above this many multiply-adds (it would take minutes)
 SCIPY_SIMILARITY_LIMIT = 5e9
+
+#: every implementation a case may hold, by its key (what the pytest-benchmark suites parametrise over)
+IMPL_KEYS = {
+    "similarity_topk": ("recforge-cpu", "recforge-cuda", "recforge-cuda-device", "implicit", "sparse_dot_topn",
+                        "scipy"),
+    "dense_topk": ("recforge-cpu", "recforge-cuda", "recforge-cuda-device", "faiss", "torch-cpu", "torch-cuda",
+                   "numpy"),
+    "propagate": ("recforge-cpu", "recforge-cuda", "recforge-cuda-device", "scipy", "torch-cpu", "torch-cuda"),
+}
 
 
 @dataclass
@@ -45,6 +58,7 @@ class Impl:
     run: Callable[[], Any] | None
     sync: Callable[[], None] | None = None
     skipped: str = ""           # why it is not timed (then run is None)
+    key: str = ""               # one of IMPL_KEYS[kernel]
 
 
 @dataclass
@@ -57,20 +71,9 @@ class Case:
     agree: Callable[[Any, Any], tuple[bool, str]] | None = None
     exact: Callable[[Any, Any], bool] | None = None
 
-
-def installed(module: str) -> bool:
-    try:
-        return importlib.util.find_spec(module) is not None
-    except (ImportError, ValueError):
-        return False
-
-
-def torch_cuda_available() -> bool:
-    if not installed("torch"):
-        return False
-    import torch
-
-    return bool(torch.cuda.is_available())
+    def impl(self, key: str) -> Impl | None:
+        """The first implementation with this key (None when the case has none)."""
+        return next((impl for impl in self.impls if impl.key == key), None)
 
 
 def recforge_impls(fn: Callable[..., Any], threads: list[int], cuda: tuple[bool, str],
@@ -81,15 +84,22 @@ def recforge_impls(fn: Callable[..., Any], threads: list[int], cuda: tuple[bool,
     the device; ``device_fn`` (when cupy, or for dense inputs torch with CUDA, is installed)
     runs on arrays already on the device, which is the kernel's own speed.
     """
-    impls = [Impl("recforge", "cpu", t, (lambda t=t: fn(num_threads=t, backend="cpu"))) for t in threads]
+    impls = [Impl("recforge", "cpu", t, (lambda t=t: fn(num_threads=t, backend="cpu")), key="recforge-cpu")
+             for t in threads]
     usable, reason = cuda
     if not usable:
-        impls.append(Impl("recforge", "cuda", None, None, skipped=f"CUDA not usable: {reason}"))
+        impls.append(Impl("recforge", "cuda", None, None, skipped=f"CUDA not usable: {reason}", key="recforge-cuda"))
         return impls
-    impls.append(Impl("recforge (host arrays, copies included)", "cuda", None, lambda: fn(backend="cuda")))
+    impls.append(Impl("recforge (host arrays, copies included)", "cuda", None, lambda: fn(backend="cuda"),
+                      key="recforge-cuda"))
     if device_fn is not None:
-        impls.append(Impl("recforge (arrays on the device)", "cuda", None, device_fn, sync=device_sync()))
+        impls.append(Impl("recforge (arrays on the device)", "cuda", None, device_fn, sync=device_sync(),
+                          key="recforge-cuda-device"))
     return impls
+
+
+def missing(name: str, key: str, threads: int | None, why: str = "not installed") -> Impl:
+    return Impl(name, "cpu", threads, None, skipped=why, key=key)
 
 
 def device_copier() -> Callable[[np.ndarray], Any] | None:
@@ -123,20 +133,6 @@ def device_sync() -> Callable[[], None]:
     return sync
 
 
-def to_host(result: Any) -> Any:
-    """A kernel result as numpy / scipy (torch and cupy results are copied back)."""
-    if isinstance(result, tuple):
-        return tuple(to_host(r) for r in result)
-    if hasattr(result, "detach") and hasattr(result, "cpu"):           # torch
-        if getattr(result, "layout", None) is not None and "sparse" in str(result.layout):
-            crow, col, val = (t.cpu().numpy() for t in (result.crow_indices(), result.col_indices(), result.values()))
-            return sp.csr_matrix((val, col, crow), shape=tuple(result.shape))
-        return result.detach().cpu().numpy()
-    if type(result).__module__.startswith(("cupy", "cupyx")) and hasattr(result, "get"):
-        return result.get()
-    return result
-
-
 # ----------------------------------------------------------------------------- similarity_topk
 def similarity_case(inputs: BenchInputs, kernel: Callable, threads: list[int], cuda, peers: bool) -> Case:
     R = inputs.R
@@ -155,18 +151,21 @@ def similarity_case(inputs: BenchInputs, kernel: Callable, threads: list[int], c
         return case
     n = max(threads)
     if installed("implicit"):
-        case.impls.append(Impl("implicit (CosineRecommender)", "cpu", n, lambda: _implicit_cosine(R, k, n)))
+        case.impls.append(Impl("implicit (CosineRecommender)", "cpu", n, lambda: _peers.implicit_cosine(R, k, n),
+                               key="implicit"))
     else:
-        case.impls.append(Impl("implicit", "cpu", n, None, skipped="not installed"))
+        case.impls.append(missing("implicit", "implicit", n))
     if installed("sparse_dot_topn"):
-        case.impls.append(Impl("sparse_dot_topn (sp_matmul_topn)", "cpu", n, lambda: _sdt_cosine(X, k, n)))
+        case.impls.append(Impl("sparse_dot_topn (sp_matmul_topn)", "cpu", n,
+                               lambda: _peers.sparse_dot_topn_cosine(X, k, n), key="sparse_dot_topn"))
     else:
-        case.impls.append(Impl("sparse_dot_topn", "cpu", n, None, skipped="not installed"))
+        case.impls.append(missing("sparse_dot_topn", "sparse_dot_topn", n))
     if madds <= SCIPY_SIMILARITY_LIMIT:
-        case.impls.append(Impl("scipy (chunked X X^T + argpartition)", "cpu", 1, lambda: _scipy_cosine(X, k)))
+        case.impls.append(Impl("scipy (chunked X X^T + argpartition)", "cpu", 1, lambda: _peers.scipy_cosine(X, k),
+                               key="scipy"))
     else:
-        case.impls.append(Impl("scipy", "cpu", 1, None,
-                               skipped=f"{madds / 1e9:.0f} G multiply-adds would take many minutes on 1 thread"))
+        case.impls.append(missing("scipy", "scipy", 1,
+                                  f"{madds / 1e9:.0f} G multiply-adds would take many minutes on 1 thread"))
     return case
 
 
@@ -188,129 +187,68 @@ def _same_csr(a: sp.csr_matrix, b: sp.csr_matrix) -> bool:
             and np.array_equal(a.data, b.data))
 
 
-def l2_rows(X: sp.csr_matrix) -> sp.csr_matrix:
-    norms = np.sqrt(np.asarray(X.multiply(X).sum(axis=1)).ravel())
-    inv = np.divide(1.0, norms, out=np.zeros_like(norms), where=norms > 0)
-    return sp.csr_matrix(sp.diags(inv.astype(X.dtype)) @ X)
-
-
-def _implicit_cosine(R: sp.csr_matrix, k: int, threads: int):
-    from implicit.nearest_neighbours import CosineRecommender
-
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        model = CosineRecommender(K=k + 1, num_threads=threads)   # implicit's K counts the item itself
-        model.fit(R, show_progress=False)
-    return model.similarity
-
-
-def _sdt_cosine(X: sp.csr_matrix, k: int, threads: int):
-    from sparse_dot_topn import sp_matmul_topn
-
-    Xn = l2_rows(X)
-    return sp_matmul_topn(Xn, Xn.T.tocsr(), top_n=k + 1, sort=True, n_threads=threads)
-
-
-def _scipy_cosine(X: sp.csr_matrix, k: int, chunk: int = 2048):
-    Xn = l2_rows(X)
-    XT = Xn.T.tocsc()
-    n = X.shape[0]
-    rows, cols, vals = [], [], []
-    for start in range(0, n, chunk):
-        block = (Xn[start:start + chunk] @ XT).toarray()
-        block[np.arange(block.shape[0]), np.arange(start, start + block.shape[0])] = 0
-        kk = min(k, n - 1)
-        top = np.argpartition(-block, kk - 1, axis=1)[:, :kk] if kk > 0 else np.empty((block.shape[0], 0), int)
-        v = np.take_along_axis(block, top, axis=1)
-        r = np.repeat(np.arange(start, start + block.shape[0]), top.shape[1])
-        keep = v.ravel() != 0
-        rows.append(r[keep]), cols.append(top.ravel()[keep]), vals.append(v.ravel()[keep])
-    return sp.csr_matrix((np.concatenate(vals), (np.concatenate(rows), np.concatenate(cols))), shape=(n, n))
-
-
 # ----------------------------------------------------------------------------- dense_topk
-def dense_case(inputs: BenchInputs, kernel: Callable, threads: list[int], cuda, peers: bool) -> Case:
+def dense_case(inputs: BenchInputs, kernel: Callable, threads: list[int], cuda, peers: bool,
+               exclude: sp.csr_matrix | None = None) -> Case:
+    """Inner-product top-10 of Q against V; with ``exclude`` (queries x items CSR), those items
+    are never returned (recforge's ``exclude=``; faiss asked for more then filtered; torch and
+    numpy set the excluded scores to -inf before their top-k)."""
     Q, V, k = inputs.Q, inputs.V, DENSE_K
     m, n, d = Q.shape[0], V.shape[0], Q.shape[1]
-    case = Case("dense_topk", f"inner-product top-{k}, {m:,} queries x {n:,} items x {d} dims",
+    excluding = "" if exclude is None else f", ~{exclude.nnz / max(m, 1):.0f} excluded items per query"
+    case = Case("dense_topk", f"inner-product top-{k}, {m:,} queries x {n:,} items x {d} dims{excluding}",
                 flops=2.0 * m * n * d, bytes=(m + n) * d * 4 + m * k * 12)
     device_fn = None
-    to_device = device_copier() if cuda[0] else None
+    to_device = device_copier() if cuda[0] and exclude is None else None
     if to_device is not None:
         Qd, Vd = to_device(Q), to_device(V)
         device_fn = lambda: kernel(Qd, Vd, k, backend="cuda")  # noqa: E731
-    case.impls = recforge_impls(lambda **kw: kernel(Q, V, k, **kw), threads, cuda, device_fn)
-    case.agree = agreement.same_dense_topk
+    case.impls = recforge_impls(lambda **kw: kernel(Q, V, k, exclude=exclude, **kw), threads, cuda, device_fn)
+    case.agree = agreement.same_dense_topk if exclude is None else _excluding_agreement(exclude)
     case.exact = lambda a, b: np.array_equal(a[0], b[0]) and np.array_equal(a[1], b[1])
     if not peers:
         return case
     nt = max(threads)
     if installed("faiss"):
-        import faiss
-
-        index = faiss.IndexFlatIP(d)
-        index.add(np.ascontiguousarray(V))
-
-        def faiss_search():
-            faiss.omp_set_num_threads(nt)
-            scores, idx = index.search(Q, k)
-            return idx, scores
-
-        case.impls.append(Impl("faiss (IndexFlatIP)", "cpu", nt, faiss_search))
+        index = _peers.faiss_flat_index(V)
+        label = "faiss (IndexFlatIP)" if exclude is None else "faiss (IndexFlatIP, k + most excluded, filtered)"
+        case.impls.append(Impl(label, "cpu", nt, lambda: _peers.faiss_topk(index, Q, k, nt, exclude), key="faiss"))
     else:
-        case.impls.append(Impl("faiss", "cpu", nt, None, skipped="not installed"))
+        case.impls.append(missing("faiss", "faiss", nt))
+    masked = "" if exclude is None else ", excluded set to -inf"
     if installed("torch"):
         import torch
 
         Qt, Vt = torch.from_numpy(Q), torch.from_numpy(V)
-        case.impls.append(Impl("torch (mm + topk)", "cpu", nt, lambda: _torch_topk(torch, Qt, Vt, k, nt)))
+        case.impls.append(Impl(f"torch (mm + topk{masked})", "cpu", nt,
+                               lambda: _peers.torch_topk(torch, Qt, Vt, k, nt, exclude), key="torch-cpu"))
         if torch_cuda_available():
             Qc, Vc = Qt.cuda(), Vt.cuda()
-            case.impls.append(Impl("torch (mm + topk)", "cuda", None, lambda: _torch_topk(torch, Qc, Vc, k, None),
-                                   sync=torch.cuda.synchronize))
+            case.impls.append(Impl(f"torch (mm + topk{masked})", "cuda", None,
+                                   lambda: _peers.torch_topk(torch, Qc, Vc, k, None, exclude),
+                                   sync=torch.cuda.synchronize, key="torch-cuda"))
     else:
-        case.impls.append(Impl("torch", "cpu", nt, None, skipped="not installed"))
-    case.impls.append(Impl("numpy (BLAS matmul + argpartition)", "cpu", None, lambda: _numpy_topk(Q, V, k)))
+        case.impls.append(missing("torch", "torch-cpu", nt))
+    case.impls.append(Impl(f"numpy (BLAS matmul + argpartition{masked})", "cpu", None,
+                           lambda: _peers.numpy_topk(Q, V, k, exclude), key="numpy"))
     return case
 
 
-def _torch_topk(torch, Q, V, k: int, threads: int | None, chunk: int = 4096):
-    if threads is not None:
-        torch.set_num_threads(threads)
-    scores, indices = [], []
-    for start in range(0, Q.shape[0], chunk):
-        s, i = torch.topk(Q[start:start + chunk] @ V.T, k, dim=1)
-        scores.append(s), indices.append(i)
-    return torch.cat(indices).cpu().numpy(), torch.cat(scores).cpu().numpy()
+def _excluding_agreement(exclude: sp.csr_matrix) -> Callable[[Any, Any], tuple[bool, str]]:
+    """same_dense_topk, and no excluded item returned."""
+    m, n = exclude.shape
+    excluded = np.repeat(np.arange(m, dtype=np.int64), np.diff(exclude.indptr)) * n + exclude.indices
 
-
-def _numpy_topk(Q: np.ndarray, V: np.ndarray, k: int, chunk: int = 4096):
-    idx_out = np.empty((Q.shape[0], k), dtype=np.int64)
-    val_out = np.empty((Q.shape[0], k), dtype=np.float32)
-    for start in range(0, Q.shape[0], chunk):
-        S = Q[start:start + chunk] @ V.T
-        top = np.argpartition(-S, k - 1, axis=1)[:, :k]
-        val = np.take_along_axis(S, top, axis=1)
-        order = np.lexsort((top, -val))   # per row: higher score first, ties by smaller index
-        idx_out[start:start + chunk] = np.take_along_axis(top, order, axis=1)
-        val_out[start:start + chunk] = np.take_along_axis(val, order, axis=1)
-    return idx_out, val_out
+    def agree(ref, other):
+        ok, detail = agreement.same_dense_topk(ref, other)
+        idx = np.asarray(other[0])
+        returned = np.arange(m, dtype=np.int64)[:, None] * n + idx
+        leaked = int(np.isin(returned[idx >= 0], excluded).sum())
+        return ok and leaked == 0, f"{detail}, {leaked} excluded items returned"
+    return agree
 
 
 # ----------------------------------------------------------------------------- propagate
-def bipartite_adjacency(R: sp.csr_matrix) -> sp.csr_matrix:
-    """D^-1/2 [[0, R], [R^T, 0]] D^-1/2 as float32 CSR (users first), computed with scipy."""
-    U, I = R.shape
-    A = sp.bmat([[None, R], [R.T, None]], format="csr", dtype=np.float64)
-    deg = np.asarray(A.sum(axis=1)).ravel()
-    with np.errstate(divide="ignore"):
-        inv = np.where(deg > 0, 1.0 / np.sqrt(deg), 0.0)
-    A = sp.diags(inv) @ A @ sp.diags(inv)
-    A = sp.csr_matrix(A, dtype=np.float32)
-    A.sort_indices()
-    return A
-
-
 def propagate_case(inputs: BenchInputs, kernel: Callable, threads: list[int], cuda, peers: bool) -> Case:
     with warnings.catch_warnings():   # torch: "sparse CSR support is in beta" and invariant-check notices
         warnings.simplefilter("ignore")
@@ -337,43 +275,22 @@ def _propagate_case(inputs: BenchInputs, kernel: Callable, threads: list[int], c
     if not peers:
         return case
     nt = max(threads)
-    case.impls.append(Impl("scipy (A @ E per layer)", "cpu", 1, lambda: _scipy_propagate(A, E, LAYERS)))
+    case.impls.append(Impl("scipy (A @ E per layer)", "cpu", 1, lambda: _peers.scipy_propagate(A, E, LAYERS),
+                           key="scipy"))
     if installed("torch"):
         import torch
 
-        At = torch.sparse_csr_tensor(torch.from_numpy(A.indptr.astype(np.int64)),
-                                     torch.from_numpy(A.indices.astype(np.int64)), torch.from_numpy(A.data),
-                                     size=A.shape)
-        Et = torch.from_numpy(E)
+        At, Et = _peers.torch_csr(torch, A), torch.from_numpy(E)
         case.impls.append(Impl("torch (sparse CSR @ dense)", "cpu", nt,
-                               lambda: _torch_propagate(torch, At, Et, LAYERS, nt)))
+                               lambda: _peers.torch_propagate(torch, At, Et, LAYERS, nt), key="torch-cpu"))
         if torch_cuda_available():
             Ac, Ec = At.cuda(), Et.cuda()
             case.impls.append(Impl("torch (sparse CSR @ dense)", "cuda", None,
-                                   lambda: _torch_propagate(torch, Ac, Ec, LAYERS, None), sync=torch.cuda.synchronize))
+                                   lambda: _peers.torch_propagate(torch, Ac, Ec, LAYERS, None),
+                                   sync=torch.cuda.synchronize, key="torch-cuda"))
     else:
-        case.impls.append(Impl("torch", "cpu", nt, None, skipped="not installed"))
+        case.impls.append(missing("torch", "torch-cpu", nt))
     return case
-
-
-def _scipy_propagate(A: sp.csr_matrix, E: np.ndarray, layers: int) -> np.ndarray:
-    out = E.copy()
-    cur = E
-    for _ in range(layers):
-        cur = A @ cur
-        out += cur
-    return out / np.float32(layers + 1)
-
-
-def _torch_propagate(torch, A, E, layers: int, threads: int | None):
-    if threads is not None:
-        torch.set_num_threads(threads)
-    out = E.clone()
-    cur = E
-    for _ in range(layers):
-        cur = A @ cur
-        out += cur
-    return (out / (layers + 1)).cpu().numpy()
 
 
 BUILDERS = {"similarity_topk": similarity_case, "dense_topk": dense_case, "propagate": propagate_case}
