@@ -1,42 +1,43 @@
-"""Loading a large interactions table: recforge vs plain pandas / pyarrow, in one process.
+"""Loading an interactions table: recforge's readers against pandas and pyarrow, in one process.
 
-Writes a seeded synthetic table (user, item, rating, timestamp; power-law-ish ids) as CSV and
-Parquet under --dir (default /tmp/recforge_bench_data), then reads each file with every reader
-and prints the median time and the peak memory of each call (RSS sampled every 5 ms by a
-background thread, minus the RSS just before the call). "result MB" is what the call returns
-(for recforge: the int32/int32/float32/int64 columns plus the id vocabularies). Results are
-checked to agree: recforge's codes equal pandas.factorize(sort=True) codes, values equal.
+Group "read <format> <size>": a seeded table (recforge.bench.inputs.ratings_table: userId,
+movieId, rating, timestamp with sparse, skewed ids) written once as CSV and Parquet under
+$RECFORGE_BENCH_CACHE (default: the temp folder), then read by every reader. Checked before
+timing: every reader returns all rows with the same rating total; recforge's user and item
+codes equal ``pandas.factorize(sort=True)`` codes and its values and timestamps equal the
+table's. The peak RSS increase of one read (psutil, sampled every 5 ms) and the size of the
+result are stored in the JSON's extra_info.
 
-    python benchmarks/bench_data_loading.py --rows 20000000
-    python benchmarks/bench_data_loading.py --rows 1000000 --repeat 3
-    python benchmarks/bench_data_loading.py --only "recforge read_csv"   # one reader, fresh process
+    pytest benchmarks/bench_data_loading.py --benchmark-only -k large    # 20M rows
 """
 from __future__ import annotations
 
-import argparse
-import gc
-import statistics
-import sys
 import threading
 import time
 from pathlib import Path
 
 import numpy as np
+import pytest
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import print_table  # noqa: E402
+from recforge.bench.inputs import cache_dir, ratings_table
+
+SIZES = ("tiny", "small", "large")
+ROWS = {"tiny": 20_000, "small": 1_000_000, "large": 20_000_000}
+COLUMNS = ("userId", "movieId", "rating", "timestamp")
+READERS = {
+    "csv": ["recforge read_csv", "pandas.read_csv", "pandas.read_csv(engine=pyarrow)", "pyarrow.csv.read_csv"],
+    "parquet": ["recforge read_parquet", "pandas.read_parquet", "pyarrow.parquet.read_table"],
+}
 
 
 class PeakRSS:
     """Peak resident memory above the starting RSS while the block runs (sampled every 5 ms)."""
 
-    def __init__(self) -> None:
-        import psutil
-        self.proc = psutil.Process()
-
     def __enter__(self) -> "PeakRSS":
-        self.start = self.proc.memory_info().rss
-        self.peak = self.start
+        import psutil
+
+        self.proc = psutil.Process()
+        self.start = self.peak = self.proc.memory_info().rss
         self.running = True
         self.thread = threading.Thread(target=self._sample, daemon=True)
         self.thread.start()
@@ -52,139 +53,78 @@ class PeakRSS:
         self.thread.join()
         self.peak = max(self.peak, self.proc.memory_info().rss)
 
-    @property
-    def increase_mb(self) -> float:
-        return (self.peak - self.start) / 2**20
 
-
-def make_files(rows: int, folder: Path, seed: int = 0) -> tuple[Path, Path]:
-    import pyarrow as pa
+def files(size: str) -> dict[str, Path]:
     import pyarrow.csv as pcsv
     import pyarrow.parquet as pq
-    folder.mkdir(parents=True, exist_ok=True)
-    csv_path, parquet_path = folder / f"ratings_{rows}.csv", folder / f"ratings_{rows}.parquet"
-    if csv_path.exists() and parquet_path.exists():
-        return csv_path, parquet_path
-    rng = np.random.default_rng(seed)
-    n_users, n_items = max(rows // 150, 10), max(rows // 700, 10)
-    users = (n_users * rng.random(rows) ** 2).astype(np.int64) * 7 + 1000  # sparse, skewed ids
-    items = (n_items * rng.random(rows) ** 3).astype(np.int64) * 3 + 1
-    ratings = rng.integers(1, 11, rows) / 2.0
-    times = 1_000_000_000 + rng.integers(0, 300_000_000, rows)
-    table = pa.table({"userId": users, "movieId": items, "rating": ratings, "timestamp": times})
-    pcsv.write_csv(table, csv_path)
-    pq.write_table(table, parquet_path)
-    return csv_path, parquet_path
+
+    folder = cache_dir()
+    rows = ROWS[size]
+    paths = {"csv": folder / f"ratings_{rows}.csv", "parquet": folder / f"ratings_{rows}.parquet"}
+    if not all(p.exists() for p in paths.values()):
+        folder.mkdir(parents=True, exist_ok=True)
+        table = ratings_table(rows)
+        pcsv.write_csv(table, paths["csv"])
+        pq.write_table(table, paths["parquet"])
+    return paths
 
 
-def result_mb(obj: object) -> float:
-    if hasattr(obj, "users"):  # Interactions
-        arrays = [obj.users, obj.items, obj.values, obj.timestamps, obj.user_ids.to_numpy(), obj.item_ids.to_numpy()]
-        return sum(a.nbytes for a in arrays if a is not None) / 2**20
-    if hasattr(obj, "memory_usage"):  # pandas
-        return float(obj.memory_usage(deep=True).sum()) / 2**20
-    if hasattr(obj, "nbytes"):  # arrow table
-        return obj.nbytes / 2**20
-    return sum(result_mb(x) for x in obj) if isinstance(obj, tuple) else float("nan")
-
-
-def run_case(fn, repeat: int) -> tuple[float, float, object]:
-    times, peaks, result = [], [], None
-    for _ in range(repeat):
-        result = None
-        gc.collect()
-        _release_arrow()
-        with PeakRSS() as mem:
-            t0 = time.perf_counter()
-            result = fn()
-            times.append(time.perf_counter() - t0)
-        peaks.append(mem.increase_mb)
-    return statistics.median(times), max(peaks), result
-
-
-def _release_arrow() -> None:
-    try:
-        import pyarrow as pa
-        pa.default_memory_pool().release_unused()
-    except Exception:
-        pass
-
-
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--rows", type=int, default=20_000_000)
-    parser.add_argument("--repeat", type=int, default=1)
-    parser.add_argument("--dir", type=Path, default=Path("/tmp/recforge_bench_data"))
-    parser.add_argument("--only", default=None,
-                        help="run only the readers whose name contains this text (peak memory in a fresh process)")
-    args = parser.parse_args()
-
+def reader(name: str, path: Path):
     import pandas as pd
-    import pyarrow as pa
     import pyarrow.csv as pcsv
     import pyarrow.parquet as pq
+
     from recforge.data import read_csv, read_parquet
 
-    t0 = time.perf_counter()
-    csv_path, parquet_path = make_files(args.rows, args.dir)
-    print(f"{args.rows:,} rows; CSV {csv_path.stat().st_size / 2**20:.0f} MB, Parquet "
-          f"{parquet_path.stat().st_size / 2**20:.0f} MB (prepared in {time.perf_counter() - t0:.1f} s); "
-          f"pandas {pd.__version__}, pyarrow {pa.__version__}, arrow threads {pa.cpu_count()}")
-    for path in (csv_path, parquet_path):  # warm the page cache so the first reader is not penalised
-        with open(path, "rb") as f:
-            while f.read(1 << 24):
-                pass
-    raw_mb = args.rows * (4 + 4 + 4 + 8) / 2**20
-    print(f"raw arrays (int32 user, int32 item, float32 rating, int64 time): {raw_mb:.0f} MB")
-
-    def pandas_codes(df):
-        u, _ = pd.factorize(df["userId"], sort=True)
-        i, _ = pd.factorize(df["movieId"], sort=True)
-        return df, u, i
-
-    cases = [
-        ("csv", "pandas.read_csv (C engine)", lambda: pd.read_csv(csv_path)),
-        ("csv", "pandas.read_csv + factorize ids", lambda: pandas_codes(pd.read_csv(csv_path))),
-        ("csv", "pandas.read_csv(engine='pyarrow')", lambda: pd.read_csv(csv_path, engine="pyarrow")),
-        ("csv", "pyarrow.csv.read_csv", lambda: pcsv.read_csv(csv_path)),
-        ("csv", "recforge read_csv", lambda: read_csv(csv_path, "userId", "movieId", "rating", "timestamp")),
-        ("parquet", "pandas.read_parquet", lambda: pd.read_parquet(parquet_path)),
-        ("parquet", "pyarrow.parquet.read_table", lambda: pq.read_table(parquet_path)),
-        ("parquet", "recforge read_parquet",
-         lambda: read_parquet(parquet_path, "userId", "movieId", "rating", "timestamp")),
-    ]
-    if args.only:
-        cases = [c for c in cases if args.only in c[1]]
-    rows, results = [], {}
-    for fmt, name, fn in cases:
-        seconds, peak, result = run_case(fn, args.repeat)
-        results[name] = result
-        rows.append({"format": fmt, "reader": name, "median s": f"{seconds:.2f}",
-                     "peak MB (+RSS)": f"{peak:.0f}", "result MB": f"{result_mb(result):.0f}"})
-        print(f"  {name}: {seconds:.2f} s, peak +{peak:.0f} MB", flush=True)
-        if not name.startswith("recforge") and name != "pandas.read_csv + factorize ids":
-            results[name] = None  # keep memory flat for the next case
-        result = None
-        gc.collect()
-    print()
-    print_table(rows, ["format", "reader", "median s", "peak MB (+RSS)", "result MB"])
-
-    if args.only:
-        return
-    # agreement: recforge codes == pandas.factorize(sort=True) codes, values equal
-    df, u_codes, i_codes = results["pandas.read_csv + factorize ids"]
-    for name in ("recforge read_csv", "recforge read_parquet"):
-        inter = results[name]
-        assert len(inter) == len(df)
-        assert np.array_equal(inter.users, u_codes) and np.array_equal(inter.items, i_codes)
-        assert np.array_equal(inter.values, df["rating"].to_numpy(np.float32))
-        assert np.array_equal(inter.timestamps, df["timestamp"].to_numpy())
-    print("\nagreement: recforge codes equal pandas.factorize(sort=True), values and timestamps equal")
-    by = {r["reader"]: float(r["median s"]) for r in rows}
-    print(f"time ratio recforge/pandas.read_csv: {by['recforge read_csv'] / by['pandas.read_csv (C engine)']:.2f}; "
-          f"recforge/pyarrow.csv: {by['recforge read_csv'] / by['pyarrow.csv.read_csv']:.2f}; "
-          f"recforge/pyarrow.parquet: {by['recforge read_parquet'] / by['pyarrow.parquet.read_table']:.2f}")
+    return {
+        "recforge read_csv": lambda: read_csv(path, *COLUMNS),
+        "pandas.read_csv": lambda: pd.read_csv(path),
+        "pandas.read_csv(engine=pyarrow)": lambda: pd.read_csv(path, engine="pyarrow"),
+        "pyarrow.csv.read_csv": lambda: pcsv.read_csv(path),
+        "recforge read_parquet": lambda: read_parquet(path, *COLUMNS),
+        "pandas.read_parquet": lambda: pd.read_parquet(path),
+        "pyarrow.parquet.read_table": lambda: pq.read_table(path),
+    }[name]
 
 
-if __name__ == "__main__":
-    main()
+def rating_total(result) -> tuple[int, float]:
+    if hasattr(result, "users"):                               # recforge Interactions
+        return len(result), float(np.sum(result.values, dtype=np.float64))
+    column = result["rating"]
+    values = column.to_numpy() if hasattr(column, "to_numpy") else np.asarray(column)
+    return len(result), float(np.sum(values, dtype=np.float64))
+
+
+def check_recforge_codes(inter, size: str) -> None:
+    import pandas as pd
+
+    table = ratings_table(ROWS[size]).to_pandas()
+    assert np.array_equal(inter.users, pd.factorize(table["userId"], sort=True)[0])
+    assert np.array_equal(inter.items, pd.factorize(table["movieId"], sort=True)[0])
+    assert np.array_equal(inter.values, table["rating"].to_numpy(np.float32))
+    assert np.array_equal(inter.timestamps, table["timestamp"].to_numpy())
+
+
+@pytest.mark.parametrize("name", [(fmt, r) for fmt, names in READERS.items() for r in names],
+                         ids=lambda p: f"{p[0]}-{p[1]}")
+def test_read_interactions(benchmark, size, name, threads):
+    pytest.importorskip("pyarrow")
+    pytest.importorskip("pandas")
+    fmt, label = name
+    path = files(size)[fmt]
+    read = reader(label, path)
+    benchmark.group = f"read {fmt} {size}"
+    with PeakRSS() as mem:
+        result = read()
+    expected = ratings_table(ROWS[size])
+    total = float(np.sum(expected["rating"].to_numpy(), dtype=np.float64))
+    rows, got_total = rating_total(result)
+    assert rows == ROWS[size] and np.isclose(got_total, total, rtol=1e-9), (rows, got_total, total)
+    if label.startswith("recforge"):
+        check_recforge_codes(result, size)
+    benchmark.extra_info.update(rows=ROWS[size], file_mb=path.stat().st_size / 2**20,
+                                peak_rss_increase_mb=(mem.peak - mem.start) / 2**20,
+                                agreement="all rows, same rating total" + (", codes = pandas.factorize(sort=True)"
+                                                                           if label.startswith("recforge") else ""))
+    del result
+    benchmark(read)

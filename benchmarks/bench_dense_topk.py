@@ -11,7 +11,7 @@ largest, >= 99.9 % of indices equal (near-ties may swap), no excluded item retur
 from __future__ import annotations
 
 import pytest
-from conftest import kernel_inputs, time_case
+from benchmarks.harness import kernel_inputs, time_case
 
 from recforge.bench.cases import IMPL_KEYS
 from recforge.bench.inputs import random_exclusion

@@ -26,9 +26,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import statistics
-import sys
 import time
 import traceback
 from typing import Callable
@@ -36,8 +33,8 @@ from typing import Callable
 import numpy as np
 import scipy.sparse as sp
 
-HERE = os.path.dirname(os.path.abspath(__file__))
-sys.path.insert(0, HERE)
+from recforge.bench.inputs import bipartite_adjacency, cached_matrix, exact_powerlaw_interactions
+from recforge.bench.timing import measure
 
 RESULTS: dict[str, dict] = {}
 
@@ -51,74 +48,27 @@ def log(msg: str = "") -> None:
 
 
 def median_time(fn: Callable[[], object], repeat: int = 3, warmup: int = 1) -> tuple[float, object]:
-    out = None
-    for _ in range(warmup):
-        out = fn()
-    times = []
-    for _ in range(repeat):
-        t0 = time.perf_counter()
-        out = fn()
-        times.append(time.perf_counter() - t0)
-    return statistics.median(times), out
+    """(median seconds, last result): recforge.bench.timing.measure, the CLI's and the suites' timer."""
+    timing, out = measure(fn, repeat=repeat, warmup=warmup)
+    return timing.median, out
 
 
 def powerlaw(n_users: int, n_items: int, nnz: int, seed: int = 0) -> sp.csr_matrix:
-    """A seeded binary users x items matrix with exactly ``nnz`` interactions, power-law degrees.
-
-    1.3 x nnz pairs are drawn with probabilities proportional to rank^-1 on both sides (ranks
-    shuffled), duplicates dropped, topped up with uniform pairs if short, then nnz of them kept.
-    One vectorised pass (the iterative generator of benchmarks/common.py takes minutes at 20M).
-    Cached as .npz under $RECFORGE_BENCH_CACHE (default: the temp dir), so the sections of one
-    GPU check generate it once.
-    """
-    import tempfile
-
-    cache = os.environ.get("RECFORGE_BENCH_CACHE") or os.path.join(tempfile.gettempdir(), "recforge_bench")
-    path = os.path.join(cache, f"powerlaw_{n_users}_{n_items}_{nnz}_{seed}.npz")
-    if os.path.exists(path):
-        return sp.load_npz(path).tocsr()
-    rng = np.random.default_rng(seed)
-
-    def cdf(n: int) -> np.ndarray:
-        w = np.arange(1, n + 1, dtype=np.float64) ** -1.0
-        w = w[rng.permutation(n)]
-        return np.cumsum(w / w.sum())
-
-    cu, ci = cdf(n_users), cdf(n_items)
-    draw = int(nnz * 1.3)
-    u = np.minimum(np.searchsorted(cu, rng.random(draw)), n_users - 1)
-    i = np.minimum(np.searchsorted(ci, rng.random(draw)), n_items - 1)
-    keys = np.unique(u.astype(np.int64) * n_items + i)
-    while keys.size < nnz:
-        extra = rng.integers(0, n_users * n_items, int((nnz - keys.size) * 1.2) + 1000, dtype=np.int64)
-        keys = np.union1d(keys, extra)
-    if keys.size > nnz:
-        keys = np.sort(keys[rng.permutation(keys.size)[:nnz]])
-    R = sp.csr_matrix((np.ones(nnz, dtype=np.float32), (keys // n_items, keys % n_items)), shape=(n_users, n_items))
-    try:
-        os.makedirs(cache, exist_ok=True)
-        sp.save_npz(path + ".tmp.npz", R, compressed=False)
-        os.replace(path + ".tmp.npz", path)
-    except OSError:
-        pass
-    return R
+    """recforge.bench.inputs.exact_powerlaw_interactions (exactly ``nnz`` interactions, one
+    vectorised pass), cached as .npz under $RECFORGE_BENCH_CACHE (default: the temp dir), so the
+    sections of one GPU check generate it once."""
+    return cached_matrix(f"powerlaw_{n_users}_{n_items}_{nnz}_{seed}",
+                         lambda: exact_powerlaw_interactions(n_users, n_items, nnz, seed))
 
 
 def normalized_adjacency(R: sp.csr_matrix) -> sp.csr_matrix:
-    """D^-1/2 [[0, R], [R^T, 0]] D^-1/2 (recforge.kernels.normalize_adjacency when present)."""
+    """D^-1/2 [[0, R], [R^T, 0]] D^-1/2 (recforge.kernels.normalize_adjacency when present, else
+    recforge.bench.inputs.bipartite_adjacency)."""
     try:
         from recforge.kernels import normalize_adjacency
-
-        return normalize_adjacency(R)
     except ImportError:
-        pass
-    A = sp.bmat([[None, R], [R.T, None]], format="csr").astype(np.float32)
-    deg = np.asarray(A.sum(axis=1)).ravel()
-    inv = np.where(deg > 0, 1.0 / np.sqrt(np.maximum(deg, 1e-30)), 0.0).astype(np.float32)
-    A = sp.diags(inv) @ A @ sp.diags(inv)
-    A = A.tocsr()
-    A.sort_indices()
-    return A
+        return bipartite_adjacency(R)
+    return normalize_adjacency(R)
 
 
 def torch_cuda():

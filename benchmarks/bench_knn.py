@@ -1,222 +1,178 @@
 """k-NN models against their peers: Surprise for rating prediction, implicit for top-N.
 
-1. Rating prediction, MovieLens 100K, the five predefined folds u1..u5 (the same for both):
-   recforge UserKNN(feedback="explicit", similarity="msd", k=40, centering=none|mean|baseline)
-   against Surprise's KNNBasic / KNNWithMeans / KNNBaseline (user-based msd, k=40). Prints
-   mean RMSE / MAE of both (they must agree within 0.005) and fit+predict seconds summed over
-   the folds (recforge: median of --repeat runs; Surprise: one run), and the speed ratio.
-2. Top-N, full ranking (recforge.evaluate, seen items excluded): MovieLens 100K (u1 split,
-   binarised) and Gowalla (LightGCN's predefined split): MostPopular, ItemKNN and UserKNN
-   (cosine, k) and implicit's CosineRecommender (K = k + 1: its lists include the item itself),
-   NDCG@10 and recall@20, fit and recommend seconds.
+* "UserKNN msd k=40 centering=<c> <size>": recforge ``UserKNN(feedback="explicit",
+  similarity="msd", k=40, centering=c)`` against Surprise's KNNBasic / KNNWithMeans /
+  KNNBaseline (user-based msd, k=40; recforge.bench.model_peers), fit + predict over MovieLens
+  100K's predefined folds u1..u5 (``ml100k``) or over fold u1 cut to its first 100 users
+  (``tiny``). Checked before timing: mean RMSE and MAE of the two within 0.005.
+* "ItemKNN cosine k=50 fit <size>": recforge ``ItemKNN`` against implicit's CosineRecommender
+  (K = 51: its lists include the item itself). Checked: the neighbour lists' scores agree rank
+  by rank (recforge.bench.agreement.same_topk_scores).
+* "ItemKNN cosine k=50 recommend <size>": top-20 for every user, seen items excluded. Checked:
+  each library's scores equal the brute-force R[u] @ S top-20 of its own neighbour lists (on
+  0/1 data tied similarities let the two keep different neighbours, so their lists may differ).
+* "ItemKNN partial_fit <size>": ``partial_fit`` with 20 / 500 new interactions against a refit
+  (setup, a fresh fit, untimed); checked: the updated similarity equals the refit's within 1e-5.
 
-Everything runs in this process with the same thread count (--threads; Surprise is single-threaded).
-
-    python benchmarks/bench_knn.py --threads 1 --folds 5 --datasets ml100k gowalla
+    pytest benchmarks/bench_knn.py --benchmark-only -k ml100k --bench-threads 1
 """
 from __future__ import annotations
 
-import argparse
-import os
-import sys
-import time
-import warnings
-
 import numpy as np
+import pytest
 import scipy.sparse as sp
+from benchmarks.harness import data_root, dataset_matrix
 
-sys.path.insert(0, os.path.dirname(__file__))
-from common import data_root, measure, print_table  # noqa: E402
+from recforge.bench import agreement
+from recforge.bench.inputs import synthetic
 
-import recforge  # noqa: E402
-from recforge.data import IdMap, Interactions  # noqa: E402
-from recforge.models import ItemKNN, MostPopular, UserKNN  # noqa: E402
-
-SURPRISE = {"none": "KNNBasic", "mean": "KNNWithMeans", "baseline": "KNNBaseline"}
+SIZES = ("tiny", "ml100k", "gowalla")
+CENTERINGS = ("none", "mean", "baseline")
+K_RATING, K_TOPN, N = 40, 50, 20
 
 
-def read_fold(k: int):
+def rating_folds(size: str) -> list[tuple[np.ndarray, np.ndarray]]:
+    """(train, test) rows (user, item, rating) of ML-100K's folds u1..u5, or u1 cut for tiny."""
     folder = data_root() / "ml-100k"
-    base = np.loadtxt(folder / f"u{k}.base", dtype=np.int64)
-    test = np.loadtxt(folder / f"u{k}.test", dtype=np.int64)
-    return base, test
+    if not folder.is_dir():
+        pytest.skip(f"ml-100k not found under {data_root()} (set RECFORGE_DATA_DIR)")
+    folds = []
+    for k in (1,) if size == "tiny" else range(1, 6):
+        base = np.loadtxt(folder / f"u{k}.base", dtype=np.int64)
+        test = np.loadtxt(folder / f"u{k}.test", dtype=np.int64)
+        if size == "tiny":
+            base, test = base[base[:, 0] <= 100], test[test[:, 0] <= 100]
+        folds.append((base, test))
+    return folds
 
 
-def rating_benchmark(folds: int, threads: int, repeat: int) -> None:
-    import pandas as pd
-    import surprise
+def recforge_rating(folds, centering: str, threads: int) -> list[np.ndarray]:
+    from recforge.data import IdMap, Interactions
+    from recforge.models import UserKNN
 
-    rows = []
-    for centering, name in SURPRISE.items():
-        ours_err, theirs_err, ours_t, theirs_t = [], [], 0.0, 0.0
-        for k in range(1, folds + 1):
-            base, test = read_fold(k)
-            truth = test[:, 2].astype(float)
-            users, items = IdMap(np.union1d(base[:, 0], test[:, 0])), IdMap(np.union1d(base[:, 1], test[:, 1]))
-            train = Interactions.from_arrays(base[:, 0], base[:, 1], base[:, 2].astype(float),
-                                             user_ids=users, item_ids=items)
-
-            def run_ours():
-                model = UserKNN(k=40, similarity="msd", feedback="explicit", centering=centering,
-                                rating_range=(1, 5), num_threads=threads, progress=False).fit(train)
-                return model.predict(test[:, 0], test[:, 1], ids=True)
-
-            seconds, _, pred = measure(run_ours, repeat=repeat, warmup=1 if k == 1 else 0)
-            ours_t += seconds
-            ours_err.append((np.sqrt(np.mean((pred - truth) ** 2)), np.mean(np.abs(pred - truth))))
-
-            frame = pd.DataFrame({"u": base[:, 0], "i": base[:, 1], "r": base[:, 2].astype(float)})
-            trainset = surprise.Dataset.load_from_df(frame, surprise.Reader(rating_scale=(1, 5))).build_full_trainset()
-            testset = list(zip(test[:, 0], test[:, 1], truth))
-            t0 = time.perf_counter()
-            algo = getattr(surprise, name)(k=40, sim_options={"name": "msd", "user_based": True}, verbose=False)
-            predictions = algo.fit(trainset).test(testset)
-            theirs_t += time.perf_counter() - t0
-            theirs_err.append((surprise.accuracy.rmse(predictions, verbose=False),
-                               surprise.accuracy.mae(predictions, verbose=False)))
-        ours, theirs = np.mean(ours_err, axis=0), np.mean(theirs_err, axis=0)
-        assert np.all(np.abs(ours - theirs) < 0.005), f"{name}: recforge {ours} vs Surprise {theirs}"
-        rows.append({"model": f"UserKNN centering={centering} / {name}",
-                     "rmse recforge": f"{ours[0]:.4f}", "rmse surprise": f"{theirs[0]:.4f}",
-                     "mae recforge": f"{ours[1]:.4f}", "mae surprise": f"{theirs[1]:.4f}",
-                     "recforge s": f"{ours_t:.2f}", "surprise s": f"{theirs_t:.2f}",
-                     "speed-up": f"{theirs_t / ours_t:.1f}x"})
-    print(f"\nRating prediction, MovieLens 100K, {folds} folds (u1..u{folds}), user-based msd, k=40; "
-          f"fit+predict seconds summed over folds, recforge threads={threads}")
-    print_table(rows, list(rows[0]))
+    predictions = []
+    for base, test in folds:
+        users = IdMap(np.union1d(base[:, 0], test[:, 0]))
+        items = IdMap(np.union1d(base[:, 1], test[:, 1]))
+        train = Interactions.from_arrays(base[:, 0], base[:, 1], base[:, 2].astype(float), user_ids=users,
+                                         item_ids=items)
+        model = UserKNN(k=K_RATING, similarity="msd", feedback="explicit", centering=centering, rating_range=(1, 5),
+                        num_threads=threads, progress=False).fit(train)
+        predictions.append(model.predict(test[:, 0], test[:, 1], ids=True))
+    return predictions
 
 
-# ----------------------------------------------------------------------------- top-N
+def surprise_rating(folds, centering: str) -> list[np.ndarray]:
+    from recforge.bench.model_peers import surprise_knn_predict
 
-class ImplicitAdapter:
-    """implicit's CosineRecommender behind recforge.evaluate's recommend(users, n, exclude_seen)."""
-
-    def __init__(self, K: int, threads: int):
-        from implicit.nearest_neighbours import CosineRecommender
-        self.model = CosineRecommender(K=K, num_threads=threads)
-
-    def fit(self, R: sp.csr_matrix):
-        self.R = R.tocsr()
-        with warnings.catch_warnings():   # implicit warns about a conversion it makes itself
-            warnings.filterwarnings("ignore", message="Method expects CSR input")
-            self.model.fit(self.R, show_progress=False)
-        return self
-
-    def recommend(self, users, n=10, exclude_seen=True):
-        items, scores = self.model.recommend(users, self.R[users], N=n, filter_already_liked_items=exclude_seen)
-        return np.where(np.isfinite(scores) & (scores > -1e30), items, -1), scores
+    return [surprise_knn_predict(base, test, centering, k=K_RATING) for base, test in folds]
 
 
-def ml100k_split():
-    base, test = read_fold(1)
-    users, items = IdMap(np.union1d(base[:, 0], test[:, 0])), IdMap(np.union1d(base[:, 1], test[:, 1]))
-    train = Interactions.from_arrays(base[:, 0], base[:, 1], user_ids=users, item_ids=items)
-    held = Interactions.from_arrays(test[:, 0], test[:, 1], user_ids=users, item_ids=items)
-    return train, held
+def errors(folds, predictions) -> np.ndarray:
+    """Mean over folds of (RMSE, MAE)."""
+    out = [(np.sqrt(np.mean((p - t[:, 2]) ** 2)), np.mean(np.abs(p - t[:, 2]))) for (_, t), p in zip(folds, predictions)]
+    return np.mean(out, axis=0)
 
 
-def gowalla_split():
-    from recforge.datasets import lightgcn
-    split = lightgcn("gowalla", data_dir=data_root(), download=False)
-    return split.train, split.test
+@pytest.mark.parametrize("impl", ["recforge", "surprise"])
+@pytest.mark.parametrize("centering", CENTERINGS)
+def test_userknn_rating_prediction(benchmark, size, centering, impl, threads):
+    if size == "gowalla":
+        pytest.skip("rating prediction needs ratings: ML-100K only")
+    pytest.importorskip("surprise")
+    folds = rating_folds(size)
+    benchmark.group = f"UserKNN msd k={K_RATING} centering={centering} {size}"
+    ours = errors(folds, recforge_rating(folds, centering, threads))
+    run = (lambda: recforge_rating(folds, centering, threads)) if impl == "recforge" else \
+        (lambda: surprise_rating(folds, centering))
+    got = ours if impl == "recforge" else errors(folds, run())
+    theirs = errors(folds, surprise_rating(folds, centering)) if impl == "recforge" else got
+    assert np.all(np.abs(ours - theirs) < 0.005), f"RMSE/MAE recforge {ours} vs Surprise {theirs}"
+    benchmark.extra_info.update(rmse=float(got[0]), mae=float(got[1]), folds=len(folds),
+                                agreement=f"RMSE/MAE recforge {ours.round(4)} vs Surprise {theirs.round(4)}")
+    benchmark(run)
 
 
-def topn_benchmark(datasets: list[str], k: int, threads: int) -> None:
-    rows = []
-    for dataset in datasets:
-        train, test = ml100k_split() if dataset == "ml100k" else gowalla_split()
-        R = train.to_csr(values=False)
-        T = test.to_csr(values=False)
-        candidates = [("MostPopular", lambda: MostPopular()),
-                      (f"ItemKNN cosine k={k}", lambda: ItemKNN(k=k, similarity="cosine", num_threads=threads,
-                                                                progress=False)),
-                      (f"UserKNN cosine k={k}", lambda: UserKNN(k=k, similarity="cosine", num_threads=threads,
-                                                                progress=False)),
-                      (f"implicit CosineRecommender K={k + 1}", lambda: ImplicitAdapter(k + 1, threads))]
-        fitted = {}
-        for label, make in candidates:
-            t0 = time.perf_counter()
-            model = make().fit(R)
-            fit_s = time.perf_counter() - t0
-            t0 = time.perf_counter()
-            out = recforge.evaluate(model, R, T, metrics=["ndcg@10", "recall@20"])
-            eval_s = time.perf_counter() - t0
-            fitted[label] = model
-            rows.append({"dataset": dataset, "model": label, "ndcg@10": f"{out.loc['ndcg@10', 'value']:.4f}",
-                         "recall@20": f"{out.loc['recall@20', 'value']:.4f}", "fit s": f"{fit_s:.2f}",
-                         "recommend+eval s": f"{eval_s:.2f}"})
-        # agreement of the scores of recforge's ItemKNN and implicit on the same users
-        ours = fitted[f"ItemKNN cosine k={k}"]
-        theirs = fitted[f"implicit CosineRecommender K={k + 1}"]
-        users = np.arange(min(2000, R.shape[0]))
-        a_items, a_scores = ours.recommend(users, n=20)
-        b_items, b_scores = theirs.recommend(users, n=20)
-        close = np.isclose(a_scores, b_scores, rtol=1e-4, atol=1e-5).mean()
-        same = (a_items == b_items).mean()
-        print(f"{dataset}: ItemKNN vs implicit on {users.size} users: {close:.2%} of top-20 scores equal "
-              f"(rtol 1e-4), {same:.2%} same items (0/1 data: tied similarities may keep other neighbours)")
-        # the same similarity lists (implicit's, its self entries removed) scored by recforge
-        S = theirs.model.similarity.tocsr().astype(np.float32)
-        S.setdiag(0)
-        S.eliminate_zeros()
-        ours.similarity_ = S
-        ours._prepare()
-        c_items, c_scores = ours.recommend(users, n=20)
-        close = np.isclose(c_scores, b_scores, rtol=1e-4, atol=1e-5).mean()
-        same = (c_items == b_items).mean()
-        print(f"{dataset}: recforge scoring implicit's own neighbour lists: {close:.2%} of top-20 scores equal "
-              f"(rtol 1e-4), {same:.2%} same items (equal scores may be ordered differently)")
-    print(f"\nTop-N, full ranking, seen items excluded, threads={threads}")
-    print_table(rows, list(rows[0]))
+def topn_matrix(size: str) -> sp.csr_matrix:
+    return synthetic("tiny").R if size == "tiny" else dataset_matrix(size)
 
 
-def partial_fit_benchmark(datasets: list[str], k: int, threads: int) -> None:
-    """ItemKNN.partial_fit with a few hundred new interactions against a full refit (checked equal)."""
-    rows = []
-    for dataset, n_new in ((d, m) for d in datasets for m in (20, 500)):
-        train, test = ml100k_split() if dataset == "ml100k" else gowalla_split()
-        R = train.to_csr(values=False)
-        T = test.to_csr(values=False).tocoo()
-        pick = np.random.default_rng(0).choice(T.nnz, min(n_new, T.nnz), replace=False)
-        new = sp.csr_matrix((np.ones(pick.size, np.float32), (T.row[pick], T.col[pick])), shape=R.shape)
+def recforge_itemknn(R, threads):
+    from recforge.models import ItemKNN
 
-        def make():
-            return ItemKNN(k=k, similarity="cosine", num_threads=threads, progress=False)
-
-        base = make().fit(R)
-        state = base.similarity_, base.user_items_
-        def run_partial():
-            base.similarity_, base.user_items_ = state
-            base.n_users_, base.n_items_ = R.shape
-            return base.partial_fit(new).similarity_
-
-        partial_s, _, S_partial = measure(run_partial, repeat=3, warmup=0)
-        refit_s, _, refit = measure(lambda: make().fit(R + new), repeat=3, warmup=0)
-        diff = abs(S_partial - refit.similarity_).max()
-        assert diff < 1e-5, f"partial_fit differs from a refit by {diff}"
-        touched = np.unique(new.indices).size
-        rows.append({"dataset": dataset, "new interactions": pick.size, "items touched": touched,
-                     "partial_fit s": f"{partial_s:.3f}", "refit s": f"{refit_s:.3f}",
-                     "speed-up": f"{refit_s / partial_s:.1f}x", "max |difference|": f"{diff:.1e}"})
-    print(f"\nItemKNN(cosine, k={k}).partial_fit against a full refit, threads={threads}")
-    print_table(rows, list(rows[0]))
+    return ItemKNN(k=K_TOPN, similarity="cosine", num_threads=threads, progress=False).fit(R)
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--folds", type=int, default=5)
-    parser.add_argument("--threads", type=int, default=1)
-    parser.add_argument("--repeat", type=int, default=3)
-    parser.add_argument("--k", type=int, default=50, help="neighbours for the top-N models")
-    parser.add_argument("--datasets", nargs="*", default=["ml100k", "gowalla"])
-    parser.add_argument("--skip-rating", action="store_true")
-    args = parser.parse_args()
-    if not args.skip_rating:
-        rating_benchmark(args.folds, args.threads, args.repeat)
-    if args.datasets:
-        topn_benchmark(args.datasets, args.k, args.threads)
-        partial_fit_benchmark(args.datasets, args.k, args.threads)
+def implicit_itemknn(R, threads):
+    from recforge.bench.model_peers import ImplicitCosineTopN
+
+    return ImplicitCosineTopN(K_TOPN, threads).fit(R)
 
 
-if __name__ == "__main__":
-    main()
+def similarity_of(model) -> sp.csr_matrix:
+    return model.model.similarity if hasattr(model, "model") else model.similarity_
+
+
+@pytest.mark.parametrize("impl", ["recforge", "implicit"])
+def test_itemknn_fit(benchmark, size, impl, threads):
+    pytest.importorskip("implicit")
+    R = topn_matrix(size)
+    benchmark.group = f"ItemKNN cosine k={K_TOPN} fit {size}"
+    fit = (lambda: recforge_itemknn(R, threads)) if impl == "recforge" else (lambda: implicit_itemknn(R, threads))
+    ours = similarity_of(recforge_itemknn(R, threads))
+    theirs = similarity_of(fit())
+    terms = int(np.diff(R.tocsc().indptr).max())
+    ok, detail = agreement.same_topk_scores(agreement.topk_rows(ours, K_TOPN), agreement.topk_rows(theirs, K_TOPN),
+                                            terms)
+    assert ok, f"neighbour lists disagree: {detail}"
+    benchmark.extra_info.update(agreement=detail)
+    benchmark(fit)
+
+
+def brute_force_top_scores(R: sp.csr_matrix, S: sp.csr_matrix, users: np.ndarray, n: int) -> np.ndarray:
+    """Top-n of R[u] @ S without the items u has seen (the diagonal of S left out), best first."""
+    S = sp.csr_matrix(S, dtype=np.float64, copy=True)
+    S.setdiag(0)
+    scores = (R[users].astype(np.float64) @ S).toarray()
+    scores[R[users].nonzero()] = -np.inf
+    return -np.sort(-scores, axis=1)[:, :n]
+
+
+@pytest.mark.parametrize("impl", ["recforge", "implicit"])
+def test_itemknn_recommend(benchmark, size, impl, threads):
+    pytest.importorskip("implicit")
+    R = topn_matrix(size)
+    model = recforge_itemknn(R, threads) if impl == "recforge" else implicit_itemknn(R, threads)
+    users = np.arange(R.shape[0])
+    benchmark.group = f"ItemKNN cosine k={K_TOPN} recommend top-{N} {size}"
+    _, scores = model.recommend(users, n=N, exclude_seen=True)
+    sample = users[:: max(1, users.size // 500)]
+    expected = brute_force_top_scores(R, similarity_of(model), sample, N)
+    got = np.where(np.isfinite(expected), np.asarray(scores, dtype=np.float64)[sample], -np.inf)
+    present = np.isfinite(expected) & (expected > 0)
+    assert np.allclose(got[present], expected[present], rtol=1e-4, atol=1e-5), "top-N scores differ from R @ S"
+    benchmark.extra_info.update(agreement=f"top-{N} scores of {sample.size} users equal brute-force R[u] @ S")
+    benchmark(lambda: model.recommend(users, n=N, exclude_seen=True))
+
+
+@pytest.mark.parametrize("impl", ["partial_fit-20", "partial_fit-500", "refit"])
+def test_itemknn_partial_fit(benchmark, size, impl, threads):
+    if size == "gowalla":
+        pytest.skip("partial_fit runs on ML-100K and tiny")
+    R = topn_matrix(size)
+    added = 20 if impl == "partial_fit-20" else 500
+    rng = np.random.default_rng(0)
+    free = np.flatnonzero(R.toarray().ravel() == 0)
+    codes = rng.choice(free, size=min(added, free.size), replace=False)
+    new = sp.csr_matrix((np.ones(codes.size, np.float32), (codes // R.shape[1], codes % R.shape[1])), shape=R.shape)
+    benchmark.group = f"ItemKNN cosine k={K_TOPN} partial_fit {size}"
+    refit = recforge_itemknn(R + new, threads)
+    if impl == "refit":
+        benchmark(lambda: recforge_itemknn(R + new, threads))
+        return
+    updated = recforge_itemknn(R, threads).partial_fit(new)
+    diff = abs(similarity_of(updated) - similarity_of(refit)).max()
+    assert diff < 1e-5, f"partial_fit differs from a refit by {diff}"
+    benchmark.extra_info.update(agreement=f"max |partial_fit - refit| {diff:.1e}", added=int(codes.size))
+    benchmark.pedantic(lambda model: model.partial_fit(new), setup=lambda: ((recforge_itemknn(R, threads),), {}),
+                       rounds=5, warmup_rounds=0)

@@ -10,7 +10,7 @@ result (max |difference| <= 1e-4 x the largest value) before it is timed.
 from __future__ import annotations
 
 import pytest
-from conftest import time_case
+from benchmarks.harness import time_case
 
 from recforge.bench.cases import IMPL_KEYS
 

@@ -10,7 +10,7 @@ the float32 rounding of the longest dot product, relative to the largest score).
 from __future__ import annotations
 
 import pytest
-from conftest import time_case
+from benchmarks.harness import time_case
 
 from recforge.bench.cases import IMPL_KEYS
 

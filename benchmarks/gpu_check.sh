@@ -14,7 +14,8 @@
 #
 # Knobs (environment): RECFORGE_CUDA_ARCHITECTURES (default 90: one architecture builds fast),
 # TOTAL_BUDGET, T_BUILD, T_TESTS, T_BENCH_* (seconds), BENCH_SIZES (full|quick|tiny),
-# SKIP_BUILD=1 (use the recforge already installed).
+# SKIP_BUILD=1 (use the recforge already installed), BENCH_SUITES=1 (also run the pytest-benchmark
+# kernel suites at size small; needs pytest-benchmark).
 set -u -o pipefail
 
 cd "$(dirname "$0")/.."
@@ -124,6 +125,13 @@ step bench_similarity "${T_BENCH_SIMILARITY:-150}" "$PY" "$ROOT/benchmarks/bench
   --only similarity --repeat 2 --json "$LOGS/bench_similarity.json"
 step bench_dense "${T_BENCH_DENSE:-150}" "$PY" "$ROOT/benchmarks/bench_gpu.py" --sizes "$SIZES" \
   --only dense --repeat 2 --json "$LOGS/bench_dense.json"
+# Optional (BENCH_SUITES=1, needs pytest-benchmark): the pytest-benchmark suites' kernel groups at
+# size small, CUDA cases included, as JSON (compare with pytest-benchmark compare / --benchmark-compare).
+if [ "${BENCH_SUITES:-0}" = "1" ]; then
+  step bench_suites "${T_BENCH_SUITES:-150}" "$PY" -m pytest "$ROOT/benchmarks/bench_similarity.py" \
+    "$ROOT/benchmarks/bench_dense_topk.py" "$ROOT/benchmarks/bench_propagate.py" -k small --benchmark-only \
+    -p no:cacheprovider --benchmark-json "$LOGS/bench_suites.json"
+fi
 
 {
   echo "recforge GPU check report ($(date -u '+%Y-%m-%d %H:%M:%S UTC'), $(elapsed)s of ${TOTAL_BUDGET}s)"

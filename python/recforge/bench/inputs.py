@@ -171,3 +171,43 @@ def random_exclusion(m: int, n: int, per_row: int, seed: int = 2) -> sp.csr_matr
     E.sum_duplicates()
     E.data[:] = 1.0
     return E
+
+
+def planted_embeddings(n_users: int, n_items: int, dim: int = DIM, train_per_user: int = 20,
+                       test_per_user: int = 5, seed: int = SEED):
+    """(U, V, train, test) for an evaluation benchmark: random float32 embeddings, random train
+    and held-out items per user (held-out items not in train), and each user's vector pulled
+    towards the mean of its held-out items' vectors (x 3) so that hits are not all zero."""
+    rng = np.random.default_rng(seed)
+    U = rng.standard_normal((n_users, dim), dtype=np.float32)
+    V = rng.standard_normal((n_items, dim), dtype=np.float32)
+
+    def random_rows(per_user: int) -> sp.csr_matrix:
+        rows = np.repeat(np.arange(n_users), per_user)
+        X = sp.csr_matrix((np.ones(rows.size, np.float32), (rows, rng.integers(0, n_items, rows.size))),
+                          shape=(n_users, n_items))
+        X.sum_duplicates()
+        X.data[:] = 1
+        return X
+
+    train = random_rows(train_per_user)
+    test = random_rows(test_per_user)
+    test = sp.csr_matrix(test - test.multiply(train))
+    test.eliminate_zeros()
+    counts = np.maximum(np.diff(test.indptr), 1)[:, None]
+    U += (3.0 * (test @ V) / counts).astype(np.float32)
+    return U, V, train, test
+
+
+def ratings_table(rows: int, seed: int = SEED):
+    """A seeded pyarrow table (userId, movieId, rating, timestamp) with sparse, skewed ids:
+    about rows / 150 users and rows / 700 items, ratings 0.5..5 in halves."""
+    import pyarrow as pa
+
+    rng = np.random.default_rng(seed)
+    n_users, n_items = max(rows // 150, 10), max(rows // 700, 10)
+    users = (n_users * rng.random(rows) ** 2).astype(np.int64) * 7 + 1000
+    items = (n_items * rng.random(rows) ** 3).astype(np.int64) * 3 + 1
+    ratings = rng.integers(1, 11, rows) / 2.0
+    times = 1_000_000_000 + rng.integers(0, 300_000_000, rows)
+    return pa.table({"userId": users, "movieId": items, "rating": ratings, "timestamp": times})
