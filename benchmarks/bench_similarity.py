@@ -15,7 +15,7 @@ from benchmarks.harness import time_case
 from recforge.bench.cases import IMPL_KEYS
 
 KERNEL = "similarity_topk"
-SIZES = ("tiny", "small", "medium", "large", "ml100k", "gowalla")
+SIZES = ("tiny", "small", "medium", "large", "ml100k", "gowalla", "ml20m-like")
 
 
 @pytest.mark.parametrize("impl", IMPL_KEYS[KERNEL])

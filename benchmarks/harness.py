@@ -32,6 +32,15 @@ def dataset_matrix(name: str):
     return lightgcn("gowalla", data_dir=data_root(), download=False).train.to_csr(values=False)
 
 
+def ml20m_like():
+    """138,000 x 27,000 with ~19.7M interactions whose R^T R has 27.5 G multiply-adds (MovieLens-20M:
+    28 G): heavier-tailed users than the ``large`` size. Cached (generation takes minutes)."""
+    from recforge.bench.inputs import cached_matrix, powerlaw_interactions
+
+    return cached_matrix("ml20m_like_seed0", lambda: powerlaw_interactions(
+        138_000, 27_000, 20_000_000, user_sigma=2.1, min_per_user=20, oversample=1.0, refine=2))
+
+
 _INPUTS: dict[str, Any] = {}
 _CASES: dict[tuple, Any] = {}
 _REFERENCES: dict[tuple, Any] = {}
@@ -42,7 +51,12 @@ def kernel_inputs(size: str):
     if size not in _INPUTS:
         from recforge.bench import SIZES, from_matrix, synthetic
 
-        _INPUTS[size] = synthetic(size) if size in SIZES else from_matrix(dataset_matrix(size), size)
+        if size in SIZES:
+            _INPUTS[size] = synthetic(size)
+        elif size == "ml20m-like":
+            _INPUTS[size] = from_matrix(ml20m_like(), "ml20m-like")
+        else:
+            _INPUTS[size] = from_matrix(dataset_matrix(size), size)
     return _INPUTS[size]
 
 
