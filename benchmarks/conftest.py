@@ -7,7 +7,7 @@
   ``size`` parameters a suite declares in its ``SIZES``.
 * Inputs, kernel cases (recforge.bench.cases) and recforge's reference results are built once per
   session. Every timed case first checks its result against recforge's; the JSON output gains the
-  case's flops/bytes, GFLOP/s and GB/s, and the machine's load average.
+  case's flops/bytes, GFLOP/s and GB/s, and the load average at the end of the run.
 """
 from __future__ import annotations
 
@@ -67,7 +67,9 @@ def threads(pytestconfig) -> Any:
 
 
 def pytest_benchmark_update_json(config, benchmarks, output_json) -> None:
-    """GFLOP/s and GB/s (the case's work / median) next to each timing."""
+    """GFLOP/s and GB/s (the case's work / median) next to each timing, and the load average when
+    the run ended (a top-level key: machine_info must stay equal between runs to be compared)."""
+    output_json["load_average"] = list(os.getloadavg()) if hasattr(os, "getloadavg") else None
     for bench in output_json.get("benchmarks", []):
         info, stats = bench.get("extra_info", {}), bench.get("stats") or {}
         median = stats.get("median")
@@ -77,8 +79,7 @@ def pytest_benchmark_update_json(config, benchmarks, output_json) -> None:
 
 
 def pytest_benchmark_update_machine_info(config, machine_info) -> None:
-    """The load at the start (the machine may be shared), the thread count and CUDA's state."""
-    machine_info["load_average"] = list(os.getloadavg()) if hasattr(os, "getloadavg") else None
+    """The thread count and CUDA's state (a comparison warns when they differ)."""
     machine_info["bench_threads"] = config.getoption("--bench-threads")
     try:
         from recforge.backend import cuda_info
