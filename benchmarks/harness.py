@@ -47,9 +47,11 @@ _REFERENCES: dict[tuple, Any] = {}
 
 
 def kernel_inputs(size: str):
-    """recforge.bench inputs of a synthetic size or a dataset, built once per session."""
+    """recforge.bench inputs of a synthetic size or a dataset, built once (the last size is kept)."""
     if size not in _INPUTS:
         from recforge.bench import SIZES, from_matrix, synthetic
+
+        _INPUTS.clear()   # pytest runs a size's cases together: holding one size bounds the memory
 
         if size in SIZES:
             _INPUTS[size] = synthetic(size)
@@ -64,6 +66,8 @@ def kernel_case(kernel: str, size: str, threads: int, variant: str = "", **optio
     """The recforge.bench case of ``kernel`` on ``size`` (recforge + every installed peer)."""
     key = (kernel, size, threads, variant)
     if key not in _CASES:
+        _CASES.clear()
+        _REFERENCES.clear()
         import recforge.kernels as K
         from recforge.bench.cases import BUILDERS
         from recforge.bench.runner import cuda_status
