@@ -1,87 +1,62 @@
-"""recforge.distributed against the single-process kernel on the 20M-interaction synthetic matrix.
+"""recforge.distributed.similarity_topk on a Dask LocalCluster against the single-process kernel.
 
-Item-item cosine, k=50 (the similarity benchmark's job). Rows: the single-process kernel with
-2 threads; a LocalCluster of 1 worker x 2 threads (the overhead target: <= 10%); 2 workers x
-1 thread (the scaling on a 2-core machine). Every distributed result is checked to equal the
-single-process CSR bit for bit before it is timed. Reported: medians, ratios, blocks, and the
-bytes shipped (the candidate matrix once per worker, each task's block of rows).
+Group "similarity_topk distributed <size>": item-item cosine, k=50, on the size's users x items
+matrix (recforge.bench inputs; ``ml20m-like`` is the 20M-interaction matrix) computed by
 
-    python benchmarks/bench_distributed.py [--size full|small] [--repeat 3] [--block-rows N]
+* ``single-process``: ``recforge.kernels.similarity_topk`` with ``--bench-threads`` threads;
+* ``dask-1xT``: a LocalCluster of 1 worker process x T threads (the overhead of distribution);
+* ``dask-Tx1``: T worker processes x 1 thread (the scaling across processes).
+
+Checked before timing: every distributed result equals the single-process CSR bit for bit.
+Starting the cluster is not timed; the timed call includes scattering the candidate matrix,
+shipping each task's block of rows and gathering the blocks. extra_info holds the block count
+and the bytes scattered.
+
+    pytest benchmarks/bench_distributed.py --benchmark-only --bench-sizes ml20m-like
 """
 from __future__ import annotations
 
-import argparse
-import statistics
-import sys
-import time
-from pathlib import Path
-
 import numpy as np
+import pytest
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
+from benchmarks.harness import kernel_inputs
 
-
-def synthetic(size: str):
-    try:
-        from recforge.bench.inputs import cached_powerlaw_interactions
-    except ImportError:
-        from common import cached_powerlaw_interactions
-    if size == "small":
-        return cached_powerlaw_interactions(n_users=20_000, n_items=5_000, nnz=1_000_000)
-    return cached_powerlaw_interactions()
+SIZES = ("tiny", "small", "medium", "ml20m-like")
+K = 50
 
 
-def timed(fn, repeat: int):
-    times, out = [], None
-    for _ in range(repeat):
-        t = time.perf_counter()
-        out = fn()
-        times.append(time.perf_counter() - t)
-    return statistics.median(times), out
+def same_csr(a, b) -> bool:
+    return (a.shape == b.shape and np.array_equal(a.indptr, b.indptr) and np.array_equal(a.indices, b.indices)
+            and np.array_equal(a.data, b.data))
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--size", choices=["full", "small"], default="full")
-    parser.add_argument("--repeat", type=int, default=3)
-    parser.add_argument("--k", type=int, default=50)
-    parser.add_argument("--block-rows", type=int, default=None)
-    args = parser.parse_args()
+@pytest.mark.parametrize("layout", ["single-process", "dask-1xT", "dask-Tx1"])
+def test_distributed_similarity_topk(benchmark, size, layout, threads):
+    pytest.importorskip("distributed")
+    from recforge.kernels import similarity_topk
 
+    X = kernel_inputs(size).R.T.tocsr()           # items x users: item-item similarity
+    X.sort_indices()
+    want = similarity_topk(X, K, metric="cosine", num_threads=threads)
+    benchmark.group = f"similarity_topk distributed {size}"
+    if layout == "single-process":
+        benchmark.extra_info.update(agreement="reference")
+        benchmark(lambda: similarity_topk(X, K, metric="cosine", num_threads=threads))
+        return
     from distributed import Client, LocalCluster
 
     import recforge.distributed as rd
-    from recforge.kernels import similarity_topk
+    from recforge.distributed.blocks import row_blocks
 
-    X = synthetic(args.size).T.tocsr()          # items x users: item-item similarity
-    X.sort_indices()
-    print(f"input: {X.shape[0]:,} items x {X.shape[1]:,} users, {X.nnz:,} interactions; cosine, k={args.k}")
-    similarity_topk(X[:200], args.k, X, num_threads=2)
-    single, want = timed(lambda: similarity_topk(X, args.k, metric="cosine", num_threads=2), args.repeat)
-    rows = [("single process, 2 threads", single, "-", "-")]
-    for workers, threads in ((1, 2), (2, 1)):
-        with LocalCluster(n_workers=workers, threads_per_worker=threads, processes=True,
-                          dashboard_address=":0") as cluster, Client(cluster) as client:
-            run = lambda: rd.similarity_topk(X, args.k, metric="cosine", client=client,  # noqa: E731
-                                             block_rows=args.block_rows)
-            got = run()
-            same = (np.array_equal(got.indptr, want.indptr) and np.array_equal(got.indices, want.indices)
-                    and np.array_equal(got.data, want.data))
-            if not same:
-                raise SystemExit(f"{workers} worker(s): result differs from the single-process kernel")
-            seconds, _ = timed(run, args.repeat)
-            from recforge.distributed.blocks import row_blocks
-            blocks = row_blocks(X.shape[0], args.block_rows, workers)
-            shipped = X.data.nbytes + X.indices.nbytes + X.indptr.nbytes
-            per_task = shipped / len(blocks)
-            rows.append((f"{workers} worker(s) x {threads} thread(s)", seconds,
-                         f"{len(blocks)} blocks", f"{shipped / 2**20:.0f} MiB scattered once per worker, "
-                         f"~{per_task / 2**20:.1f} MiB of rows per task"))
-    print(f"{'configuration':32} {'median s':>9} {'vs single':>10}  blocks / bytes")
-    for name, seconds, blocks, shipped in rows:
-        print(f"{name:32} {seconds:9.3f} {seconds / single:9.2f}x  {blocks} {shipped}")
-    print("results identical to the single-process kernel: yes (checked before timing)")
+    workers, per_worker = (1, threads) if layout == "dask-1xT" else (threads, 1)
+    with LocalCluster(n_workers=workers, threads_per_worker=per_worker, processes=True,
+                      dashboard_address=":0") as cluster, Client(cluster) as client:
+        def run():
+            return rd.similarity_topk(X, K, metric="cosine", client=client)
 
-
-if __name__ == "__main__":
-    main()
+        assert same_csr(run(), want), f"{layout}: the result differs from the single-process kernel"
+        scattered = X.data.nbytes + X.indices.nbytes + X.indptr.nbytes
+        benchmark.extra_info.update(agreement="identical to the single-process CSR", workers=workers,
+                                    threads_per_worker=per_worker, blocks=len(row_blocks(X.shape[0], None, workers)),
+                                    scattered_mib_per_worker=scattered / 2**20)
+        benchmark(run)

@@ -1,6 +1,6 @@
 """pytest-benchmark plumbing shared by the suites in benchmarks/ (see benchmarks/README.md).
 
-* ``bench_*.py`` files are collected as test modules (bench_gpu.py is the GPU check's script).
+* ``bench_*.py`` files are collected as test modules (except the scripts in ``NOT_SUITES``).
 * ``--bench-threads N`` (default 2): the thread count of recforge and every peer; BLAS pools are
   limited to it too (threadpoolctl) and OMP_NUM_THREADS is set when it was not.
 * ``--bench-sizes a,b`` (default ``tiny,small,ml100k,gowalla``; ``all`` for every size) picks the
@@ -18,7 +18,9 @@ from typing import Any
 import pytest
 
 DEFAULT_SIZES = "tiny,small,ml100k,gowalla"
-NOT_SUITES = {"bench_gpu.py"}
+#: scripts, not suites: the GPU check's benchmark (no pytest-benchmark on a borrowed GPU machine) and
+#: the responsible-recommendation quality curves (NDCG / diversity / privacy, not timings)
+NOT_SUITES = {"bench_gpu.py", "bench_responsible.py"}
 
 
 def pytest_addoption(parser) -> None:

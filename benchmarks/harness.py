@@ -33,12 +33,11 @@ def dataset_matrix(name: str):
 
 
 def ml20m_like():
-    """138,000 x 27,000 with ~19.7M interactions whose R^T R has 27.5 G multiply-adds (MovieLens-20M:
-    28 G): heavier-tailed users than the ``large`` size. Cached (generation takes minutes)."""
-    from recforge.bench.inputs import cached_matrix, powerlaw_interactions
+    """recforge.bench.inputs.cached_powerlaw_interactions(): 138,000 x 27,000, 19.66M interactions
+    whose R^T R has 27.5 G multiply-adds (MovieLens-20M: 28 G); generation takes minutes, once."""
+    from recforge.bench.inputs import cached_powerlaw_interactions
 
-    return cached_matrix("ml20m_like_seed0", lambda: powerlaw_interactions(
-        138_000, 27_000, 20_000_000, user_sigma=2.1, min_per_user=20, oversample=1.0, refine=2))
+    return cached_powerlaw_interactions()
 
 
 _INPUTS: dict[str, Any] = {}

@@ -27,7 +27,8 @@ def test_recforge_bench_imports_no_peer_library():
 
 
 SUITES = ("test_similarity_topk", "test_dense_topk", "test_propagate", "test_itemknn_fit", "test_itemknn_recommend",
-          "test_itemknn_partial_fit", "test_evaluate_full_ranking", "test_read_interactions")
+          "test_itemknn_partial_fit", "test_evaluate_full_ranking", "test_read_interactions",
+          "test_distributed_similarity_topk")
 
 
 def test_benchmark_suites_run_their_tiny_cases():
