@@ -61,14 +61,19 @@ def run(config, *, init_seed=0, validate=True, timer=None):
     return model, history
 
 
+def config(**settings):
+    """One thread (the test machine is shared) and no progress bar."""
+    return train.TrainConfig(**{"num_threads": 1, "progress": False, **settings})
+
+
 def weights_equal(a, b):
     return all(torch.equal(x, y) for x, y in zip(a.state_dict().values(), b.state_dict().values()))
 
 
 def test_resume_continues_identically(tmp_path):
-    straight, h_straight = run(train.TrainConfig(epochs=4, progress=False))
-    run(train.TrainConfig(epochs=2, progress=False, checkpoint_dir=tmp_path))
-    resumed, h_resumed = run(train.TrainConfig(epochs=4, progress=False, checkpoint_dir=tmp_path), init_seed=99)
+    straight, h_straight = run(config(epochs=4))
+    run(config(epochs=2, checkpoint_dir=tmp_path))
+    resumed, h_resumed = run(config(epochs=4, checkpoint_dir=tmp_path), init_seed=99)
     assert h_resumed.resumed_at == 2
     assert weights_equal(straight, resumed)
     assert h_straight.losses == h_resumed.losses and h_straight.metrics == h_resumed.metrics
@@ -82,9 +87,9 @@ def test_resume_continues_identically(tmp_path):
 
 
 def test_without_validation_the_last_weights_stay_and_seed_matters():
-    a, ha = run(train.TrainConfig(epochs=2, progress=False), validate=False)
-    b, _ = run(train.TrainConfig(epochs=2, progress=False), validate=False)
-    c, _ = run(train.TrainConfig(epochs=2, seed=1, progress=False), validate=False)
+    a, ha = run(config(epochs=2), validate=False)
+    b, _ = run(config(epochs=2), validate=False)
+    c, _ = run(config(epochs=2, seed=1), validate=False)
     assert weights_equal(a, b) and not weights_equal(a, c)
     assert ha.best_epoch is None and ha.metrics == [None, None]
 
@@ -105,7 +110,7 @@ def test_early_stopping_restores_the_best_weights():
         return losses.bpr(model.score(u, i), model.score(u, j))
 
     history = train.fit_loop(model, torch.optim.SGD(model.parameters(), lr=0.1), bpr_task(X), step, validate=validate,
-                             config=train.TrainConfig(epochs=6, patience=2, progress=False))
+                             config=config(epochs=6, patience=2))
     assert history.stopped_early and len(history.records) == 4
     assert history.best_epoch == 1 and history.best_metric == 0.3
     assert history.metrics == [0.1, 0.3, 0.2, 0.25]
@@ -123,8 +128,7 @@ def test_lower_is_better_and_validate_every():
 
     history = train.fit_loop(model, torch.optim.SGD(model.parameters(), lr=0.1), bpr_task(interactions()), step,
                              validate=lambda: next(scores),
-                             config=train.TrainConfig(epochs=5, validate_every=2, higher_is_better=False,
-                                                      progress=False))
+                             config=config(epochs=5, validate_every=2, higher_is_better=False))
     assert history.metrics == [None, 5.0, None, 4.0, 4.5]  # every 2nd epoch, and the last
     assert history.best_epoch == 3
 
@@ -140,7 +144,7 @@ def test_timing_sections_and_history():
         return losses.bpr(s[0], s[1])
 
     history = train.fit_loop(model, lambda p: torch.optim.Adam(p), bpr_task(interactions()), step,
-                             validate=lambda: 0.0, config=train.TrainConfig(epochs=2, progress=False), timer=timer)
+                             validate=lambda: 0.0, config=config(epochs=2), timer=timer)
     for record in history.records:
         assert {"data", "forward", "backward", "optimizer", "validate", "scores"} <= set(record.sections)
         assert record.sections["scores"] <= record.sections["forward"]
@@ -152,6 +156,7 @@ def test_cpu_bfloat16_autocast_and_thread_setting_restored():
     seen = []
     model = TinyMF()
     before = torch.get_num_threads()
+    threads = 2 if before == 1 else 1
 
     def step(batch):
         u, i, j = batch
@@ -159,13 +164,13 @@ def test_cpu_bfloat16_autocast_and_thread_setting_restored():
         return losses.bpr(model.score(u, i), model.score(u, j))
 
     history = train.fit_loop(model, lambda p: torch.optim.Adam(p), bpr_task(interactions()), step,
-                             config=train.TrainConfig(epochs=1, amp=True, num_threads=1, progress=False))
-    assert seen[0] == (1, torch.bfloat16)
+                             config=config(epochs=1, amp=True, num_threads=threads))
+    assert seen[0] == (threads, torch.bfloat16)
     assert np.isfinite(history.losses[0])
     assert torch.get_num_threads() == before
     with pytest.raises(ValueError, match="bfloat16' only"):
         train.fit_loop(model, lambda p: torch.optim.Adam(p), bpr_task(interactions()), step,
-                       config=train.TrainConfig(epochs=1, amp=True, amp_dtype="float16", device="cpu", progress=False))
+                       config=config(epochs=1, amp=True, amp_dtype="float16", device="cpu"))
 
 
 def test_batches_reach_step_as_tensors_on_the_device():
@@ -180,7 +185,7 @@ def test_batches_reach_step_as_tensors_on_the_device():
         return (model(batch["x"]) - batch["pair"][0]).square().mean()
 
     train.fit_loop(model, lambda p: torch.optim.SGD(p, lr=0.1), batches, step,
-                   config=train.TrainConfig(epochs=1, device="cpu", progress=False))
+                   config=config(epochs=1, device="cpu"))
     assert kinds == [(torch.Tensor, "cpu", tuple, 3)]
 
 
@@ -198,14 +203,14 @@ def test_bad_use_raises_clear_errors():
     model = torch.nn.Linear(1, 1)
     opt = lambda p: torch.optim.SGD(p, lr=0.1)  # noqa: E731
     one_batch = lambda epoch, rng: [torch.ones(2, 1)]  # noqa: E731
-    cfg = train.TrainConfig(epochs=1, progress=False)
+    cfg = config(epochs=1)
     with pytest.raises(TypeError, match="scalar loss tensor"):
         train.fit_loop(model, opt, one_batch, lambda b: model(b), config=cfg)
     with pytest.raises(ValueError, match="no batch in epoch 0"):
         train.fit_loop(model, opt, lambda e, r: [], lambda b: model(b).sum(), config=cfg)
     with pytest.raises(ValueError, match="patience needs a validate"):
         train.fit_loop(model, opt, one_batch, lambda b: model(b).sum(),
-                       config=train.TrainConfig(epochs=1, patience=2, progress=False))
+                       config=config(epochs=1, patience=2))
     with pytest.raises(TypeError, match="optimizer must be"):
         train.fit_loop(model, 0.1, one_batch, lambda b: model(b).sum(), config=cfg)
     with pytest.raises(ValueError, match="validate\\(\\) returned nan"):
@@ -224,15 +229,15 @@ def test_not_a_recforge_checkpoint(tmp_path):
     with pytest.raises(ValueError, match="not a recforge training checkpoint"):
         train.fit_loop(model, lambda p: torch.optim.SGD(p, lr=0.1), lambda e, r: [torch.ones(2, 1)],
                        lambda b: model(b).sum(),
-                       config=train.TrainConfig(epochs=1, checkpoint_dir=tmp_path, progress=False))
+                       config=config(epochs=1, checkpoint_dir=tmp_path))
 
 
 @pytest.mark.gpu
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
 def test_cuda_float16_amp_and_resume(tmp_path):
-    cfg = dict(device="cuda", amp=True, progress=False, sync_timing=True)
-    straight, h = run(train.TrainConfig(epochs=4, **cfg))
+    cfg = dict(device="cuda", amp=True, sync_timing=True)
+    straight, h = run(config(epochs=4, **cfg))
     assert straight.users.weight.device.type == "cuda" and all(np.isfinite(h.losses))
-    run(train.TrainConfig(epochs=2, checkpoint_dir=tmp_path, **cfg))
-    resumed, _ = run(train.TrainConfig(epochs=4, checkpoint_dir=tmp_path, **cfg), init_seed=99)
+    run(config(epochs=2, checkpoint_dir=tmp_path, **cfg))
+    resumed, _ = run(config(epochs=4, checkpoint_dir=tmp_path, **cfg), init_seed=99)
     assert weights_equal(straight, resumed)
