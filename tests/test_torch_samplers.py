@@ -70,6 +70,14 @@ def test_same_seed_same_draws_and_rng_argument():
                                   s.sample(users, 2, rng=np.random.default_rng(5)))
 
 
+def test_draws_do_not_depend_on_the_thread_count():
+    X = sp.random(200, 300, density=0.05, format="csr", random_state=2)
+    users = np.random.default_rng(0).integers(0, 200, 70_000)  # above the one-thread cut-off
+    draws = [UniformNegativeSampler(X, num_threads=t).sample(users, 2, rng=np.random.default_rng(1)) for t in (1, 2, 3)]
+    np.testing.assert_array_equal(draws[0], draws[1])
+    np.testing.assert_array_equal(draws[0], draws[2])
+
+
 def test_bad_input_and_users_with_every_item_positive():
     X = sp.csr_matrix(np.array([[1.0, 1.0, 1.0], [1.0, 0.0, 0.0]]))
     sampler = UniformNegativeSampler(X)

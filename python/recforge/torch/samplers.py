@@ -1,18 +1,19 @@
-r"""Negative samplers for implicit-feedback training (numpy only; no torch needed).
+r"""Negative samplers for implicit-feedback training (numpy and the compiled core; no torch needed).
 
 :class:`UniformNegativeSampler` draws, for user u with sorted positive items
 :math:`p_0 < p_1 < \dots < p_{m-1}` among n items, items uniformly from the n - m non-positives.
-It needs no rejection loop: draw :math:`r \sim U\{0, \dots, n - m - 1\}` and return the r-th
-non-positive item,
+It needs no rejection loop over items: draw :math:`r \sim U\{0, \dots, n - m - 1\}` and return
+the r-th non-positive item,
 
 .. math::  j = r + \#\{k : p_k - k \le r\},
 
 because :math:`p_k - k` (the number of non-positives below :math:`p_k`) is non-decreasing in k.
-Every non-positive item is the image of exactly one r, so the draw is exactly uniform, and the
-count is one binary search. All users' keys :math:`u (n + 1) + p_k - k` form one sorted array,
-so a batch of any size is one vectorised ``searchsorted``.
+Every non-positive item is the image of exactly one r, so the draw is exactly uniform; the count
+is a binary search over the user's row. It runs in the compiled core (OpenMP) with a
+counter-based generator: sample i of a call depends only on the call's seed and i, so the result
+does not depend on the number of threads.
 
-:class:`PopularityNegativeSampler` draws items with :math:`q(j) \propto c_j^\alpha` (c_j: the
+:class:`PopularityNegativeSampler` draws items with :math:`q(j) \propto (c_j + s)^\alpha` (c_j: the
 item's interaction count) and returns :math:`\log q(j)` for the logQ correction of
 :func:`recforge.torch.losses.sampled_softmax`.
 
@@ -27,7 +28,11 @@ from typing import Any
 import numpy as np
 import scipy.sparse as sp
 
+from recforge import _core
+from recforge.backend import resolve_num_threads
 from recforge.kernels import _validation as v
+
+PARALLEL_MIN_SAMPLES = 65536  # smaller calls run on one thread (starting threads costs more than they save)
 
 
 def _generator(rng: Any, fallback: np.random.Generator) -> np.random.Generator:
@@ -47,21 +52,18 @@ class UniformNegativeSampler:
 
     ``user_items``: users x items sparse matrix whose non-zero entries are the positives (values
     otherwise ignored). ``seed``: seeds the sampler's own generator, used
-    when :meth:`sample` gets no ``rng``. A user whose every item is positive has nothing to draw:
-    :meth:`sample` raises ValueError naming such users when they are asked for.
+    when :meth:`sample` gets no ``rng``. ``num_threads``: threads of the compiled sampler (0: all
+    cores); the draws do not depend on it. A user whose every item is positive has nothing to
+    draw: :meth:`sample` raises ValueError naming such users when they are asked for.
     """
 
-    def __init__(self, user_items: Any, seed: int = 0):
+    def __init__(self, user_items: Any, seed: int = 0, *, num_threads: int = 0):
         csr = v.as_csr(user_items, "user_items")  # canonical: sorted, no duplicates, no explicit zeros
         self.n_users, self.n_items = (int(s) for s in csr.shape)
-        indptr = csr.indptr.astype(np.int64)
-        degree = np.diff(indptr)
-        rank_in_row = np.arange(csr.nnz, dtype=np.int64) - np.repeat(indptr[:-1], degree)
-        rows = np.repeat(np.arange(self.n_users, dtype=np.int64), degree)
-        # p_k - k per user, offset by the user so that all rows form one sorted key array.
-        self._keys = rows * (self.n_items + 1) + (csr.indices.astype(np.int64) - rank_in_row)
-        self._indptr = indptr
-        self.n_negatives = self.n_items - degree  # non-positive items per user
+        self._indptr = np.ascontiguousarray(csr.indptr, dtype=np.int64)
+        self._indices = np.ascontiguousarray(csr.indices, dtype=np.int64)
+        self.n_negatives = self.n_items - np.diff(self._indptr)  # non-positive items per user
+        self.num_threads = resolve_num_threads(num_threads)
         self._rng = np.random.default_rng(seed)
 
     def sample(self, users: Any, n_neg: int = 1, *, rng: np.random.Generator | None = None) -> np.ndarray:
@@ -73,16 +75,15 @@ class UniformNegativeSampler:
         if users.size and free.min() == 0:
             full = np.unique(users[free == 0])
             raise ValueError(f"users {full[:10].tolist()} have every item positive: no negative to sample")
-        r = gen.integers(0, np.repeat(free, n_neg), dtype=np.int64)
-        u = np.repeat(users, n_neg)
-        below = np.searchsorted(self._keys, u * (self.n_items + 1) + r, side="right") - self._indptr[u]
-        return (r + below).reshape(users.size, n_neg)
+        seed = int(gen.integers(0, 2**64, dtype=np.uint64))
+        threads = self.num_threads if users.size * n_neg >= PARALLEL_MIN_SAMPLES else 1
+        return _core.uniform_negatives(self._indptr, self._indices, self.n_items, users, n_neg, seed, threads)
 
     def _check_users(self, users: Any) -> np.ndarray:
         users = np.asarray(users)
         if users.ndim != 1 or not (users.size == 0 or np.issubdtype(users.dtype, np.integer)):
             raise TypeError(f"users must be a 1-D integer array, got dtype {users.dtype} and shape {users.shape}")
-        users = users.astype(np.int64, copy=False)
+        users = np.ascontiguousarray(users, dtype=np.int64)
         if users.size and (users.min() < 0 or users.max() >= self.n_users):
             raise ValueError(f"users must lie in [0, {self.n_users}), got values in [{users.min()}, {users.max()}]")
         return users
