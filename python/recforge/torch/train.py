@@ -45,7 +45,9 @@ class TrainConfig:
     metric_name: the metric's name in the progress bar and history, e.g. "ndcg@20".
     validate_every: validate after every k-th epoch (and after the last).
     checkpoint_dir: write ``checkpoint.safetensors`` there every ``checkpoint_every`` epochs;
-        with ``resume`` a run finding one there continues from it.
+        with ``resume`` a run finding one there continues from it, exactly as an uninterrupted run
+        would (given the same settings, and validations at the same epochs: the last epoch of the
+        interrupted run is always validated).
     amp: mixed precision -- on CUDA float16 autocast with a GradScaler (or bfloat16, no scaler),
         on the CPU bfloat16 autocast; amp_dtype: "float16" / "bfloat16" (None: the default above).
     grad_clip_norm: clip the gradients' global 2-norm to this value (None: no clipping).
