@@ -7,6 +7,7 @@ void register_info(py::module_& m);
 void register_similarity(py::module_& m);
 void register_dense(py::module_& m);
 void register_graph(py::module_& m);
+void register_sampling(py::module_& m);
 
 PYBIND11_MODULE(_core, m) {
     m.doc() = "recforge compiled CPU kernels (C++17, OpenMP). Use recforge.kernels, not this module.";
@@ -14,4 +15,5 @@ PYBIND11_MODULE(_core, m) {
     register_similarity(m);
     register_dense(m);
     register_graph(m);
+    register_sampling(m);
 }

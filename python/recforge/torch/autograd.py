@@ -1,4 +1,4 @@
-"""PyTorch faces of the kernels (the optional ``recforge[torch]`` extra).
+"""Differentiable kernels: :func:`propagate` as a ``torch.autograd.Function`` over the compiled core.
 
 Importing this module does not import torch; calling a function does, and raises an
 ImportError naming the extra when torch is missing.
@@ -15,19 +15,12 @@ from recforge import _core
 from recforge.backend import resolve_num_threads
 from recforge.kernels import _validation as v
 from recforge.kernels.graph import Combine, combine_weights
+from recforge.torch._imports import require_torch
 
 SYMMETRY_RTOL = 1e-5
 
 _FUNCTION = None
 _PREPARED: dict[int, tuple[Any, tuple, dict]] = {}  # id(A) -> (weakref, fingerprint, {dtype: arrays})
-
-
-def _torch():
-    try:
-        import torch
-    except ImportError as exc:
-        raise ImportError("recforge.torch needs PyTorch: pip install recforge[torch]") from exc
-    return torch
 
 
 def propagate(A: Any, E: Any, layers: int, combine: Combine = "mean", *, num_threads: int = 0):
@@ -41,7 +34,7 @@ def propagate(A: Any, E: Any, layers: int, combine: Combine = "mean", *, num_thr
     (square, symmetric up to a relative 1e-5) and its arrays are cached while it lives; changing
     its values in place afterwards is not detected. No gradient flows to A.
     """
-    torch = _torch()
+    torch = require_torch()
     if not isinstance(E, torch.Tensor):
         raise TypeError(f"E must be a torch.Tensor, got {type(E).__name__}")
     if E.device.type != "cpu":
@@ -68,7 +61,7 @@ def propagate(A: Any, E: Any, layers: int, combine: Combine = "mean", *, num_thr
 
 
 def _run(arrays, n: int, X, weights: list[float], threads: int):
-    torch = _torch()
+    torch = require_torch()
     x = X.detach()
     if not x.is_contiguous():
         x = x.contiguous()
@@ -80,7 +73,7 @@ def _run(arrays, n: int, X, weights: list[float], threads: int):
 def _function():
     global _FUNCTION
     if _FUNCTION is None:
-        torch = _torch()
+        torch = require_torch()
 
         class Propagate(torch.autograd.Function):
             """out = sum_l w_l A^l E; backward: dE = sum_l w_l A^l G (A symmetric)."""
@@ -144,7 +137,7 @@ def _to_scipy(A: Any) -> Any:
     """scipy.sparse stays; torch sparse CSR/COO tensors become scipy CSR (views where possible)."""
     if sp.issparse(A):
         return A
-    torch = _torch()
+    torch = require_torch()
     if isinstance(A, torch.Tensor):
         if A.device.type != "cpu":
             raise ValueError(f"A must live on the CPU, got device {A.device}")
