@@ -51,8 +51,7 @@ py::tuple dense_topk(const py::array& Q, const py::array& V, int64_t k, int64_t 
         check_array(ei, "ex_indices", 1, 'i', {8});
         check_offsets(ep, "ex_indptr", Q.shape(0), ei.shape(0));
     }
-    const dense::Isa best = dense::best_isa();
-    const dense::Isa use = isa < 0 ? best : static_cast<dense::Isa>(std::min(isa, static_cast<int>(best)));
+    const Isa use = capped_isa(isa, dense::best_isa());
     if (Q.dtype().itemsize() == 8) return run_typed<double>(Q, V, k, out_k, ex_indptr, ex_indices, num_threads, use);
     return run_typed<float>(Q, V, k, out_k, ex_indptr, ex_indices, num_threads, use);
 }

@@ -16,11 +16,6 @@ using namespace recforge::bindings;
 
 namespace {
 
-graph::Isa pick_isa(int isa) {
-    const graph::Isa best = graph::best_isa();
-    return isa < 0 ? best : static_cast<graph::Isa>(std::min(isa, static_cast<int>(best)));
-}
-
 template <class T, class I>
 graph::Csr<T, I> csr(const py::array& indptr, const py::array& indices, const py::array& data, int64_t rows,
                      int64_t cols) {
@@ -57,7 +52,7 @@ py::array dispatch(const py::array& indptr, const py::array& indices, const py::
     if (rows < 0) fail("rows must be >= 0");
     check_offsets(indptr, "indptr", rows, std::min<int64_t>(indices.shape(0), data.shape(0)));
     if (weights && X.shape(0) != rows) fail("propagate needs a square A with one row of E per node");
-    const graph::Isa use = pick_isa(isa);
+    const Isa use = capped_isa(isa, graph::best_isa());
     if (block_bytes < 0) block_bytes = graph::kDefaultBlockBytes;
     const bool f64 = X.dtype().itemsize() == 8;
     const bool i64 = indices.dtype().itemsize() == 8;
