@@ -85,8 +85,10 @@ def test_normalize_adjacency_dtypes_and_errors():
 def test_spmm_matches_dense_product(rows, cols, d, density, dtype, wide, seed):
     rng = np.random.default_rng(seed)
     A = sp.random(rows, cols, density=density, format="csr", random_state=seed, dtype=dtype)
-    if wide:  # int64 indices take the int64 path of the core
-        A = sp.csr_matrix((A.data, A.indices.astype(np.int64), A.indptr.astype(np.int64)), shape=A.shape)
+    if wide:  # int64 indices take the int64 path of the core; set after construction, since
+        # sp.csr_matrix((d, i64, i64)) narrows them back to int32
+        A.indices, A.indptr = A.indices.astype(np.int64), A.indptr.astype(np.int64)
+        assert A.indices.dtype == np.int64
     B = rng.standard_normal((cols, d)).astype(dtype)
     Y = spmm(A, B, num_threads=2)
     assert Y.dtype == dtype and Y.shape == (rows, d)
