@@ -28,6 +28,7 @@ def normalize_adjacency(R: Any, *, check_input: bool = True) -> sp.csr_matrix:
     ``check_input=False`` skips R's structural check (see :func:`similarity_topk`).
     """
     R = v.as_csr(R, "R", check_input)
+    v.check_result_fits(16 * (sum(R.shape) + 1), "R", f"the offsets of a {sum(R.shape)}-node adjacency")
     if R.nnz and float(R.data.min()) < 0:
         raise ValueError("R must not contain negative values (interaction weights are >= 0)")
     U, I = R.shape
@@ -103,6 +104,7 @@ def check_graph_operands(A: Any, X: Any, x_name: str, *, square: bool, check_inp
     check_dense(X, x_name)
     if square and A.shape[0] != A.shape[1]:
         raise ValueError(f"A must be square, got shape {tuple(A.shape)}")
+    v.check_result_fits(8 * int(A.shape[0]) * max(1, int(X.shape[1])), "A", f"a {A.shape[0]} x {X.shape[1]} result")
     if A.shape[1] != X.shape[0]:
         if square:
             raise ValueError(f"{x_name} must have one row per node of A ({A.shape[0]}), got {X.shape[0]}")

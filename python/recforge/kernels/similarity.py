@@ -107,6 +107,8 @@ def similarity_topk(X: Any, k: int, Y: Any = None, *, metric: str = "cosine", sh
     n = m if symmetric else Y.shape[0]
     if exclude is not None:
         exclude = v.as_pattern(exclude, "exclude", (m, n), check_input)
+    # per-row bookkeeping (offsets, counts, scales) and each thread's O(n) accumulator
+    v.check_result_fits(40 * (m + 1) + 24 * threads * n, "X", f"per-row and per-column buffers for {m} x {n}")
     if m == 0 or n == 0 or X.nnz == 0 or (not symmetric and Y.nnz == 0):
         empty = sp.csr_matrix((m, n), dtype=X.dtype)
         if device_output:
