@@ -685,3 +685,34 @@ def test_spmm_and_propagate_cuda_equal_cpu_kernels():
     for combine in ("mean", "sum", "last"):
         np.testing.assert_allclose(cd.propagate_cuda(A, E, 3, combine),
                                    propagate(A, E, 3, combine=combine, backend="cpu"), rtol=1e-5, atol=1e-6)
+
+
+def test_every_call_into_cuda_names_each_argument_of_the_binding():
+    """The kernels call recforge._cuda by keyword only; without a GPU this checks, from the
+    bindings' signatures and the source of the dispatch module, that every keyword exists and
+    every argument without a default is given (a renamed argument would otherwise only fail on a GPU)."""
+    import ast
+    import re
+
+    cuda = pytest.importorskip("recforge._cuda", reason="recforge._cuda is not built here")
+    import recforge.kernels._cuda_dispatch as dispatch
+
+    tree = ast.parse(open(dispatch.__file__).read())
+    dicts = {t.id: {k.arg for k in node.value.keywords}
+             for node in ast.walk(tree) if isinstance(node, ast.Assign) and isinstance(node.value, ast.Call)
+             and getattr(node.value.func, "id", "") == "dict" for t in node.targets if isinstance(t, ast.Name)}
+    calls = [node for node in ast.walk(tree) if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute)
+             and getattr(node.func.value, "id", "") == "_cuda" and node.func.attr in
+             ("similarity_topk", "dense_topk", "spmm", "propagate")]
+    assert {c.func.attr for c in calls} == {"similarity_topk", "dense_topk", "spmm", "propagate"}
+    for call in calls:
+        assert not call.args, f"_cuda.{call.func.attr} is called with positional arguments"
+        given = set()
+        for kw in call.keywords:
+            given |= dicts[kw.value.id] if kw.arg is None else {kw.arg}
+        signature = getattr(cuda, call.func.attr).__doc__.splitlines()[0]
+        params = re.findall(r"(?:\(|, )(\w+): [^,]*?(= [^,)]+)?(?=, \w+:|\) ->)", signature)
+        names = {p for p, _ in params}
+        required = {p for p, default in params if not default}
+        assert given <= names, (call.func.attr, given - names)
+        assert required <= given, (call.func.attr, required - given)

@@ -58,7 +58,8 @@ def core_call(Q, V, k, exclude, isa):
         E.sort_indices()
         ex_indptr, ex_indices = E.indptr.astype(np.int64), E.indices.astype(np.int64)
     n = V.shape[0]
-    return _core.dense_topk(np.ascontiguousarray(Q), np.ascontiguousarray(V), min(k, n), k, ex_indptr, ex_indices, 2, isa)
+    return _core.dense_topk(Q=np.ascontiguousarray(Q), V=np.ascontiguousarray(V), k=min(k, n), out_k=k,
+                            ex_indptr=ex_indptr, ex_indices=ex_indices, num_threads=2, isa=isa)
 
 
 def test_hand_worked_example_with_ties_and_exclusion():

@@ -85,8 +85,10 @@ def test_normalize_adjacency_dtypes_and_errors():
 def test_spmm_matches_dense_product(rows, cols, d, density, dtype, wide, seed):
     rng = np.random.default_rng(seed)
     A = sp.random(rows, cols, density=density, format="csr", random_state=seed, dtype=dtype)
-    if wide:  # int64 indices take the int64 path of the core
-        A = sp.csr_matrix((A.data, A.indices.astype(np.int64), A.indptr.astype(np.int64)), shape=A.shape)
+    if wide:  # int64 indices take the int64 path of the core; set after construction, since
+        # sp.csr_matrix((d, i64, i64)) narrows them back to int32
+        A.indices, A.indptr = A.indices.astype(np.int64), A.indptr.astype(np.int64)
+        assert A.indices.dtype == np.int64
     B = rng.standard_normal((cols, d)).astype(dtype)
     Y = spmm(A, B, num_threads=2)
     assert Y.dtype == dtype and Y.shape == (rows, d)
@@ -131,7 +133,8 @@ def test_every_row_loop_matches_reference(isa, d, block_bytes):
     A = normalize_adjacency(sp.csr_matrix(R.astype(np.float32)))
     E = rng.standard_normal((105, d)).astype(np.float32)
     for weights in ([0.25] * 4, [0.0, 0.0, 1.0], [1.0, 2.0]):
-        out = _core.propagate(A.indptr, A.indices, A.data, A.shape[0], E, weights, 2, isa, block_bytes)
+        out = _core.propagate(indptr=A.indptr, indices=A.indices, data=A.data, rows=A.shape[0], E=E,
+                              weights=weights, num_threads=2, isa=isa, block_bytes=block_bytes)
         expected = dense_propagate(dense_adjacency(R), E.astype(np.float64), weights)
         np.testing.assert_allclose(out, expected, rtol=1e-5, atol=1e-5)
 
@@ -174,7 +177,8 @@ def test_column_blocked_spmm_matches_dense_product(rows, cols, d, density, block
     rng = np.random.default_rng(seed)
     A = sp.random(rows, cols, density=density, format="csr", random_state=seed, dtype=dtype)
     B = rng.standard_normal((cols, d)).astype(dtype)
-    Y = _core.spmm(A.indptr, A.indices, A.data, rows, B, 2, -1, block_bytes)
+    Y = _core.spmm(indptr=A.indptr, indices=A.indices, data=A.data, rows=rows, B=B, num_threads=2,
+                   block_bytes=block_bytes)
     tol = 1e-5 if dtype == np.float32 else 1e-12
     np.testing.assert_allclose(Y, A.toarray().astype(np.float64) @ B.astype(np.float64), rtol=tol, atol=tol)
 
@@ -225,3 +229,12 @@ def dense_free_mean(A, E, layers):
         x = A @ x
         out += x
     return out / (layers + 1)
+
+
+def test_results_larger_than_memory_are_refused_by_name():
+    """A few stored entries may declare dimensions whose result (offsets per node, rows x d) no
+    machine holds: a ValueError naming the operand, not a MemoryError or the OOM killer."""
+    with pytest.raises(ValueError, match="R asks for"):
+        normalize_adjacency(sp.csr_matrix((3, 2 ** 40), dtype=np.float32))
+    with pytest.raises(ValueError, match="A asks for"):
+        spmm(sp.csr_matrix((10 ** 8, 3), dtype=np.float32), np.ones((3, 10 ** 5), np.float32))

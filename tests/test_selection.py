@@ -60,7 +60,7 @@ def test_cross_validate_per_fold_and_summary():
 def test_cross_validate_threads_give_the_same_table():
     U, V, folds = folds_of(seed=2)
     one = cross_validate(lambda: EmbeddingModel(U, V, noise=0.5), folds=folds, metrics=["ndcg@5"], progress=False)
-    two = cross_validate(lambda: EmbeddingModel(U, V, noise=0.5), folds=folds, metrics=["ndcg@5"], n_jobs=2,
+    two = cross_validate(lambda: EmbeddingModel(U, V, noise=0.5), folds=folds, metrics=["ndcg@5"], num_threads=2,
                          progress=False)
     np.testing.assert_array_equal(one.folds["ndcg@5"].to_numpy(), two.folds["ndcg@5"].to_numpy())
 
@@ -95,7 +95,7 @@ def test_grid_search_finds_the_noise_free_model():
     assert res.best_model.noise == 0.0 and res.best_model.is_fitted
     # rmse: lower is better
     by_rmse = grid_search(make, {"noise": [0.8, 0.0, 3.0], "seed": [0]}, train, test, ["ndcg@3", "rmse"],
-                          objective="rmse", progress=False, n_jobs=2)
+                          objective="rmse", progress=False, num_threads=2)
     assert list(by_rmse.results["rmse"]) == sorted(by_rmse.results["rmse"])
     assert by_rmse.best_score == by_rmse.results["rmse"].min()
 
@@ -111,8 +111,21 @@ def test_grid_search_list_of_grids_and_bad_input():
         grid_search(make, {"noise": []}, train, test, ["recall@5"])
     with pytest.raises(TypeError, match="must be a list of values"):
         grid_search(make, {"noise": 0.5}, train, test, ["recall@5"])
-    with pytest.raises(ValueError, match="n_jobs"):
+    with pytest.raises(ValueError, match="n_jobs"), pytest.warns(DeprecationWarning):
         grid_search(make, {"noise": [0.0]}, train, test, ["recall@5"], n_jobs=0)
+    with pytest.raises(ValueError, match="num_threads"):
+        grid_search(make, {"noise": [0.0]}, train, test, ["recall@5"], num_threads=-1)
+
+
+def test_n_jobs_still_works_with_a_deprecation_warning_and_num_threads_0_means_every_core():
+    U, V, train, test = world(seed=5)
+    make = lambda noise: EmbeddingModel(U, V, noise=noise)  # noqa: E731
+    grid = {"noise": [0.0, 1.0, 2.0]}
+    new = grid_search(make, grid, train, test, ["recall@5"], num_threads=0, progress=False)
+    with pytest.warns(DeprecationWarning, match="num_threads"):
+        old = grid_search(make, grid, train, test, ["recall@5"], n_jobs=-1, progress=False)
+    assert new.best_params == old.best_params
+    np.testing.assert_array_equal(new.results["recall@5"].to_numpy(), old.results["recall@5"].to_numpy())
 
 
 def test_bayes_search_is_seeded_and_reports_every_trial():
@@ -146,6 +159,24 @@ def test_bayes_search_space_forms():
     assert len(res.results) == 3
     with pytest.raises(TypeError, match="space\\['noise'\\]"):
         bayes_search(make, {"noise": "high", "seed": [0]}, train, test, ["recall@5"], n_trials=1, progress=False)
+
+
+def test_bayes_search_takes_optuna_distributions_through_the_public_suggest_api():
+    pytest.importorskip("optuna")
+    from optuna.distributions import CategoricalDistribution, FloatDistribution, IntDistribution
+
+    U, V, train, test = world(seed=7)
+    seen = []
+
+    def make(noise, seed, scale):
+        seen.append((noise, seed, scale))
+        return EmbeddingModel(U, V, noise=noise, seed=seed)
+
+    space = {"noise": FloatDistribution(0.0, 1.0, step=0.25), "seed": IntDistribution(2, 10, step=4),
+             "scale": CategoricalDistribution(["a", "b"])}
+    res = bayes_search(make, space, train, test, ["recall@5"], n_trials=6, progress=False)
+    assert all(n in (0.0, 0.25, 0.5, 0.75, 1.0) and s in (2, 6, 10) and c in ("a", "b") for n, s, c in seen)
+    assert all(isinstance(d, type(space[name])) for name, d in res.study.trials[0].distributions.items())
 
 
 def test_missing_optional_libraries(monkeypatch):

@@ -317,3 +317,52 @@ def test_half_product_equals_row_blocks_bit_for_bit(problem, block):
         np.testing.assert_array_equal(whole.indptr, blocks.indptr)
         np.testing.assert_array_equal(whole.indices, blocks.indices)
         np.testing.assert_array_equal(whole.data, blocks.data)
+
+
+def test_the_core_is_called_by_keyword_with_one_enum_of_kinds():
+    from recforge import _core
+
+    assert [k.name for k in _core.SimilarityKind.__members__.values()] == ["dot", "jaccard", "pearson", "msd"]
+    X = sp.csr_matrix(np.array([[1, 1, 0], [1, 0, 1]], dtype=np.float32))
+    Xt = X.T.tocsr()
+    with pytest.raises(TypeError):  # positional arguments are refused (a swapped flag cannot slip through)
+        _core.similarity_topk(X.indptr, X.indices, X.data, 2, 3, Xt.indptr, Xt.indices, Xt.data, 2,
+                              _core.SimilarityKind.dot, False, 1)
+    indptr, indices, data = _core.similarity_topk(
+        x_indptr=X.indptr, x_indices=X.indices, x_data=X.data, m=2, d=3, yt_indptr=Xt.indptr,
+        yt_indices=Xt.indices, yt_data=Xt.data, n=2, kind=_core.SimilarityKind.dot, k=1, exclude_self=True,
+        num_threads=1)
+    assert indices.tolist() == [1, 0] and data.tolist() == [1.0, 1.0]  # the rows share column 0
+
+
+@pytest.mark.parametrize("bad", ["strided", "dtype", "length"])
+def test_the_core_checks_the_layout_of_what_it_reads(bad):
+    from recforge import _core
+
+    X = sp.csr_matrix(np.array([[1, 2, 0], [3, 0, 4]], dtype=np.float32))
+    data = {"strided": np.repeat(X.data, 2)[::2], "dtype": X.data.astype(np.float16),
+            "length": X.data[:2]}[bad]
+    with pytest.raises(ValueError, match="data|stored entries"):
+        _core.row_square_sums(indptr=X.indptr, data=data, num_threads=1)
+
+
+def test_check_input_false_skips_only_the_structural_check():
+    X = sp.random(30, 20, density=0.2, format="csr", random_state=3, dtype=np.float32)
+    a = similarity_topk(X, 5, num_threads=2)
+    b = similarity_topk(X, 5, num_threads=2, check_input=False)
+    assert (a != b).nnz == 0
+    X.data[0] = np.nan  # values are still checked
+    with pytest.raises(ValueError, match="NaN"):
+        similarity_topk(X, 5, check_input=False)
+
+
+def test_columns_beyond_int32_are_compacted_not_allocated():
+    """2**31 + 5 declared columns, three used: the transposed operand must not hold 2**31 offsets."""
+    W = sp.csr_matrix((3, 2 ** 31 + 5), dtype=np.float32)
+    cols = np.array([7, 2 ** 31 + 1, 2 ** 31 + 4], dtype=np.int64)
+    W.indptr = np.array([0, 2, 3, 5], dtype=np.int64)
+    W.indices = np.array([cols[0], cols[2], cols[1], cols[0], cols[1]], dtype=np.int64)
+    W.data = np.array([1, 2, 3, 4, 5], dtype=np.float32)
+    S = similarity_topk(W, 2, metric="dot", num_threads=1).toarray()
+    # rows: {7: 1, c2: 2}, {c1: 3}, {7: 4, c1: 5}
+    np.testing.assert_array_equal(S, [[0, 0, 4], [0, 0, 15], [4, 15, 0]])

@@ -5,10 +5,12 @@
 
 #include <cstdint>
 
+#include "array_checks.hpp"
 #include "recforge/dense_topk.hpp"
 
 namespace py = pybind11;
 using namespace recforge;
+using namespace recforge::bindings;
 
 namespace {
 
@@ -36,8 +38,20 @@ py::tuple run_typed(const py::array& Q, const py::array& V, int64_t k, int64_t o
 
 py::tuple dense_topk(const py::array& Q, const py::array& V, int64_t k, int64_t out_k, const py::object& ex_indptr,
                      const py::object& ex_indices, int num_threads, int isa) {
-    const dense::Isa best = dense::best_isa();
-    const dense::Isa use = isa < 0 ? best : static_cast<dense::Isa>(std::min(isa, static_cast<int>(best)));
+    check_threads(num_threads);
+    check_array(Q, "Q", 2, 'f', {4, 8});
+    check_array(V, "V", 2, 'f', {4, 8});
+    check_same_dtype(V, "V", Q, "Q");
+    if (Q.shape(1) != V.shape(1)) fail("Q and V must have the same number of columns");
+    if (k < 1 || k > V.shape(0) || out_k < k) fail("need 1 <= k <= rows of V and out_k >= k");
+    if (ex_indptr.is_none() != ex_indices.is_none()) fail("ex_indptr and ex_indices go together");
+    if (!ex_indptr.is_none()) {
+        const auto ep = py::cast<py::array>(ex_indptr), ei = py::cast<py::array>(ex_indices);
+        check_array(ep, "ex_indptr", 1, 'i', {8});
+        check_array(ei, "ex_indices", 1, 'i', {8});
+        check_offsets(ep, "ex_indptr", Q.shape(0), ei.shape(0));
+    }
+    const Isa use = capped_isa(isa, dense::best_isa());
     if (Q.dtype().itemsize() == 8) return run_typed<double>(Q, V, k, out_k, ex_indptr, ex_indices, num_threads, use);
     return run_typed<float>(Q, V, k, out_k, ex_indptr, ex_indices, num_threads, use);
 }
@@ -45,9 +59,11 @@ py::tuple dense_topk(const py::array& Q, const py::array& V, int64_t k, int64_t 
 }  // namespace
 
 void register_dense(py::module_& m) {
-    m.def("dense_topk", &dense_topk, py::arg("Q"), py::arg("V"), py::arg("k"), py::arg("out_k"),
-          py::arg("ex_indptr"), py::arg("ex_indices"), py::arg("num_threads"), py::arg("isa") = -1,
-          "Unchecked core of recforge.kernels.dense_topk; returns (indices int64, scores float32). "
+    m.def("dense_topk", &dense_topk, py::kw_only(), py::arg("Q"), py::arg("V"), py::arg("k"), py::arg("out_k"),
+          py::arg("ex_indptr").none(true) = py::none(), py::arg("ex_indices").none(true) = py::none(),
+          py::arg("num_threads"), py::arg("isa") = -1,
+          "Core of recforge.kernels.dense_topk (keyword arguments only; O(1) layout checks, the caller "
+          "guarantees the exclusion CSR's structure); returns (indices int64, scores float32). "
           "isa: -1 best available, 0 portable, 1 AVX2+FMA, 2 AVX-512 (capped at what the CPU has).");
     m.def("dense_isa", []() { return static_cast<int>(dense::best_isa()); },
           "Best dense_topk microkernel this CPU supports: 0 portable, 1 AVX2+FMA, 2 AVX-512.");

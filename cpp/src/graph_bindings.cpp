@@ -7,17 +7,14 @@
 #include <cstdint>
 #include <vector>
 
+#include "array_checks.hpp"
 #include "recforge/graph.hpp"
 
 namespace py = pybind11;
 using namespace recforge;
+using namespace recforge::bindings;
 
 namespace {
-
-graph::Isa pick_isa(int isa) {
-    const graph::Isa best = graph::best_isa();
-    return isa < 0 ? best : static_cast<graph::Isa>(std::min(isa, static_cast<int>(best)));
-}
 
 template <class T, class I>
 graph::Csr<T, I> csr(const py::array& indptr, const py::array& indices, const py::array& data, int64_t rows,
@@ -46,7 +43,16 @@ py::array run_typed(const py::array& indptr, const py::array& indices, const py:
 py::array dispatch(const py::array& indptr, const py::array& indices, const py::array& data, int64_t rows,
                    const py::array& X, const std::vector<double>* weights, int num_threads, int isa,
                    int64_t block_bytes) {
-    const graph::Isa use = pick_isa(isa);
+    check_threads(num_threads);
+    check_array(X, "the dense operand", 2, 'f', {4, 8});
+    check_array(data, "data", 1, 'f', {4, 8});
+    check_same_dtype(data, "data", X, "the dense operand");
+    check_array(indices, "indices", 1, 'i', {4, 8});
+    check_same_dtype(indptr, "indptr", indices, "indices");
+    if (rows < 0) fail("rows must be >= 0");
+    check_offsets(indptr, "indptr", rows, std::min<int64_t>(indices.shape(0), data.shape(0)));
+    if (weights && X.shape(0) != rows) fail("propagate needs a square A with one row of E per node");
+    const Isa use = capped_isa(isa, graph::best_isa());
     if (block_bytes < 0) block_bytes = graph::kDefaultBlockBytes;
     const bool f64 = X.dtype().itemsize() == 8;
     const bool i64 = indices.dtype().itemsize() == 8;
@@ -69,7 +75,8 @@ void register_graph(py::module_& m) {
         },
         py::arg("indptr"), py::arg("indices"), py::arg("data"), py::arg("rows"), py::arg("B"),
         py::arg("num_threads"), py::arg("isa") = -1, py::arg("block_bytes") = -1,
-        "Unchecked core of recforge.kernels.spmm: A @ B. isa: -1 best, 0 portable, 1 AVX2, 2 AVX-512; "
+        "Core of recforge.kernels.spmm (call it by keyword; O(1) layout checks, the caller guarantees "
+        "the CSR structure): A @ B. isa: -1 best, 0 portable, 1 AVX2, 2 AVX-512; "
         "block_bytes: column-block size of B (-1 default, 0 never block).");
     m.def(
         "propagate",
@@ -80,7 +87,7 @@ void register_graph(py::module_& m) {
         },
         py::arg("indptr"), py::arg("indices"), py::arg("data"), py::arg("rows"), py::arg("E"),
         py::arg("weights"), py::arg("num_threads"), py::arg("isa") = -1, py::arg("block_bytes") = -1,
-        "Unchecked core of recforge.kernels.propagate: sum_l weights[l] A^l E.");
+        "Core of recforge.kernels.propagate (call it by keyword; checks as spmm): sum_l weights[l] A^l E.");
     m.def("graph_isa", []() { return static_cast<int>(graph::best_isa()); },
           "Best row loop this CPU supports: 0 portable, 1 AVX2+FMA, 2 AVX-512.");
 }

@@ -1,5 +1,6 @@
 // Binding of similarity_topk. Inputs were validated and canonicalised by
-// recforge.kernels (sorted, duplicate-free CSR; finite values; matching dtypes).
+// recforge.kernels (sorted, duplicate-free CSR; finite values; matching dtypes); the binding
+// re-checks in O(1) the layout, dtypes and lengths of every array it reads (array_checks.hpp).
 #include <pybind11/numpy.h>
 #include <pybind11/pybind11.h>
 
@@ -7,26 +8,15 @@
 #include <limits>
 #include <stdexcept>
 
+#include "array_checks.hpp"
 #include "recforge/similarity.hpp"
 
 namespace py = pybind11;
 using namespace recforge;
 using namespace recforge::similarity;
+using namespace recforge::bindings;
 
 namespace {
-
-template <class T, class I, class J = I>
-CsrView<T, I, J> view(const py::array& indptr, const py::array& indices, const py::object& data,
-                      int64_t rows, int64_t cols) {
-    const T* values = data.is_none() ? nullptr : static_cast<const T*>(py::cast<py::array>(data).data());
-    return CsrView<T, I, J>{static_cast<const I*>(indptr.data()), static_cast<const J*>(indices.data()),
-                            values, rows, cols};
-}
-
-template <class T>
-const T* optional_ptr(const py::object& a) {
-    return a.is_none() ? nullptr : static_cast<const T*>(py::cast<py::array>(a).data());
-}
 
 // Packs row results into CSR arrays (indptr, indices, data); index dtype = int32 when it fits.
 template <class T, class I>
@@ -42,7 +32,7 @@ py::tuple to_csr(RowResults<T, I>&& r, int num_threads) {
         py::gil_scoped_release release;
 #pragma omp parallel for num_threads(num_threads) schedule(static)
         for (int64_t i = 0; i < m; ++i) {
-            const auto* row = &r.entries[static_cast<size_t>(i * r.k)];
+            const auto* row = r.row(i);
             for (int64_t t = 0; t < r.counts[i]; ++t) {
                 indices[indptr[i] + t] = static_cast<J>(row[t].index);
                 data[indptr[i] + t] = row[t].score;
@@ -60,77 +50,130 @@ py::tuple to_csr(RowResults<T, I>&& r, int num_threads) {
     return py::make_tuple(indptr, indices, data);
 }
 
+// The arguments of one similarity_topk call, checked (O(1) each) against what the kernel reads.
+struct SimilarityCall {
+    py::array x_indptr, x_indices, x_data;
+    int64_t m = 0, d = 0;
+    py::array yt_indptr, yt_indices;
+    py::object yt_data, x_scale, y_scale, x_size, y_size, ex_indptr, ex_indices;
+    int64_t n = 0;
+    Kind kind = Kind::Dot;
+    bool count = false;
+    int64_t k = 1;
+    double shrink = 0.0, min_support = 1.0;
+    bool symmetric = false, exclude_self = false;
+    int num_threads = 1;
+    int64_t private_budget = 0;
+
+    void check() const {
+        if (m < 0 || d < 0 || n < 0) fail("m, d and n must be >= 0");
+        if (k < 1) fail("k must be >= 1");
+        check_threads(num_threads);
+        check_array(x_indices, "x_indices", 1, 'i', {4, 8});
+        check_same_dtype(x_indptr, "x_indptr", x_indices, "x_indices");
+        check_array(x_data, "x_data", 1, 'f', {4, 8});
+        check_offsets(x_indptr, "x_indptr", m, std::min<int64_t>(x_indices.shape(0), x_data.shape(0)));
+        if (yt_indices.itemsize() == 2) check_array(yt_indices, "yt_indices", 1, 'u', {2});
+        else check_same_dtype(yt_indices, "yt_indices", x_indices, "x_indices");
+        check_array(yt_indices, "yt_indices", 1, yt_indices.dtype().kind(), {2, 4, 8});
+        check_same_dtype(yt_indptr, "yt_indptr", x_indices, "x_indices");
+        int64_t yt_available = yt_indices.shape(0);
+        if (!yt_data.is_none()) {
+            const auto values = py::cast<py::array>(yt_data);
+            check_array(values, "yt_data", 1, 'f', {4, 8});
+            check_same_dtype(values, "yt_data", x_data, "x_data");
+            yt_available = std::min<int64_t>(yt_available, values.shape(0));
+        }
+        check_offsets(yt_indptr, "yt_indptr", d, yt_available);
+        if (yt_indices.itemsize() == 2 && n > 65535) fail("uint16 yt_indices need n <= 65535");
+        check_optional(x_scale, "x_scale", x_data, m);
+        check_optional(y_scale, "y_scale", x_data, n);
+        check_optional_sizes(x_size, "x_size", m);
+        check_optional_sizes(y_size, "y_size", n);
+        if (kind == Kind::Jaccard && (x_size.is_none() || y_size.is_none())) fail("jaccard needs x_size and y_size");
+        if (ex_indptr.is_none() != ex_indices.is_none()) fail("ex_indptr and ex_indices go together");
+        if (!ex_indptr.is_none()) {
+            const auto ep = py::cast<py::array>(ex_indptr), ei = py::cast<py::array>(ex_indices);
+            check_same_dtype(ei, "ex_indices", x_indices, "x_indices");
+            check_array(ei, "ex_indices", 1, 'i', {4, 8});
+            check_same_dtype(ep, "ex_indptr", x_indices, "x_indices");
+            check_offsets(ep, "ex_indptr", m, ei.shape(0));
+        }
+    }
+
+private:
+    static void check_optional(const py::object& a, const char* name, const py::array& like, int64_t length) {
+        if (a.is_none()) return;
+        const auto arr = py::cast<py::array>(a);
+        check_array(arr, name, 1, 'f', {4, 8});
+        check_same_dtype(arr, name, like, "x_data");
+        check_length(arr, name, length);
+    }
+    static void check_optional_sizes(const py::object& a, const char* name, int64_t length) {
+        if (a.is_none()) return;
+        const auto arr = py::cast<py::array>(a);
+        check_array(arr, name, 1, 'i', {8});
+        check_length(arr, name, length);
+    }
+};
+
+template <class T>
+const T* optional_ptr(const py::object& a) {
+    return a.is_none() ? nullptr : static_cast<const T*>(py::cast<py::array>(a).data());
+}
+
 template <class T, class I, class J>
-py::tuple run_typed(const py::array& x_indptr, const py::array& x_indices, const py::object& x_data,
-                    int64_t m, int64_t d, const py::array& yt_indptr, const py::array& yt_indices,
-                    const py::object& yt_data, int64_t n, int kind, bool count, int64_t k,
-                    double shrink, double min_support, const py::object& x_scale,
-                    const py::object& y_scale, const py::object& x_size, const py::object& y_size,
-                    bool symmetric, bool exclude_self, const py::object& ex_indptr, const py::object& ex_indices,
-                    int num_threads, int64_t private_budget) {
-    auto x = view<T, I>(x_indptr, x_indices, x_data, m, d);
-    auto yt = view<T, I, J>(yt_indptr, yt_indices, yt_data, d, n);
-    if (static_cast<Kind>(kind) == Kind::Jaccard) x.data = yt.data = nullptr;  // pattern only
+py::tuple run_typed(const SimilarityCall& c) {
+    CsrView<T, I> x{static_cast<const I*>(c.x_indptr.data()), static_cast<const I*>(c.x_indices.data()),
+                    static_cast<const T*>(c.x_data.data()), c.m, c.d};
+    CsrView<T, I, J> yt{static_cast<const I*>(c.yt_indptr.data()), static_cast<const J*>(c.yt_indices.data()),
+                        optional_ptr<T>(c.yt_data), c.d, c.n};
+    if (c.kind == Kind::Jaccard) x.data = yt.data = nullptr;  // pattern only
     CsrView<T, I> ex{};
-    const bool has_exclude = !ex_indptr.is_none();
-    if (has_exclude) ex = view<T, I>(py::cast<py::array>(ex_indptr), py::cast<py::array>(ex_indices), py::none(), m, n);
+    const bool has_exclude = !c.ex_indptr.is_none();
+    if (has_exclude) {
+        ex = CsrView<T, I>{static_cast<const I*>(py::cast<py::array>(c.ex_indptr).data()),
+                           static_cast<const I*>(py::cast<py::array>(c.ex_indices).data()), nullptr, c.m, c.n};
+    }
     Context<T> ctx;
-    ctx.x_scale = optional_ptr<T>(x_scale);
-    ctx.y_scale = optional_ptr<T>(y_scale);
-    ctx.x_size = optional_ptr<int64_t>(x_size);
-    ctx.y_size = optional_ptr<int64_t>(y_size);
-    ctx.shrink = shrink;
-    ctx.min_support = min_support;
+    ctx.x_scale = optional_ptr<T>(c.x_scale);
+    ctx.y_scale = optional_ptr<T>(c.y_scale);
+    ctx.x_size = optional_ptr<int64_t>(c.x_size);
+    ctx.y_size = optional_ptr<int64_t>(c.y_size);
+    ctx.shrink = c.shrink;
+    ctx.min_support = c.min_support;
     RowResults<T, I> result;
     {
         py::gil_scoped_release release;
         auto go = [&](auto policy) {
             using P = decltype(policy);
-            result = Kernel<P, T, I, J>(x, yt, ctx, k, symmetric, exclude_self, has_exclude ? &ex : nullptr,
-                                                static_cast<size_t>(private_budget)).run(num_threads);
+            result = Kernel<P, T, I, J>(x, yt, ctx, c.k, c.symmetric, c.exclude_self, has_exclude ? &ex : nullptr,
+                                        static_cast<size_t>(c.private_budget)).run(c.num_threads);
         };
-        switch (static_cast<Kind>(kind)) {
+        switch (c.kind) {
             case Kind::Dot:
-                if (count) go(DotPolicy<T, true>{}); else go(DotPolicy<T, false>{});
+                if (c.count) go(DotPolicy<T, true>{}); else go(DotPolicy<T, false>{});
                 break;
             case Kind::Jaccard: go(JaccardPolicy<T>{}); break;
             case Kind::Pearson: go(PearsonPolicy<T>{}); break;
             case Kind::Msd: go(MsdPolicy<T>{}); break;
         }
     }
-    return to_csr(std::move(result), num_threads);
+    return to_csr(std::move(result), c.num_threads);
 }
 
-py::tuple similarity_topk(const py::array& x_indptr, const py::array& x_indices, const py::object& x_data,
-                          int64_t m, int64_t d, const py::array& yt_indptr, const py::array& yt_indices,
-                          const py::object& yt_data, int64_t n, int kind, bool count, int64_t k,
-                          double shrink, double min_support, const py::object& x_scale,
-                          const py::object& y_scale, const py::object& x_size,
-                          const py::object& y_size, bool symmetric, bool exclude_self, const py::object& ex_indptr,
-                          const py::object& ex_indices, int num_threads, int64_t private_budget) {
-    const bool f64 = py::cast<py::array>(x_data).dtype().itemsize() == 8;
-    const bool i64 = x_indices.dtype().itemsize() == 8;
-    const bool narrow = yt_indices.dtype().itemsize() == 2;  // uint16 columns of Yt
-#define RECFORGE_SIM_CALL(T, I)                                                                    \
-    do {                                                                                           \
-        if (narrow)                                                                                \
-            return run_typed<T, I, uint16_t>(x_indptr, x_indices, x_data, m, d, yt_indptr,         \
-                                             yt_indices, yt_data, n, kind, count, k, shrink,       \
-                                             min_support, x_scale, y_scale, x_size, y_size,        \
-                                             symmetric, exclude_self, ex_indptr, ex_indices, num_threads,       \
-                                             private_budget);                                      \
-        return run_typed<T, I, I>(x_indptr, x_indices, x_data, m, d, yt_indptr, yt_indices,        \
-                                  yt_data, n, kind, count, k, shrink, min_support, x_scale,        \
-                                  y_scale, x_size, y_size, symmetric, exclude_self, ex_indptr, ex_indices,       \
-                                  num_threads, private_budget);                                    \
-    } while (0)
-    if (f64) {
-        if (i64) RECFORGE_SIM_CALL(double, int64_t);
-        RECFORGE_SIM_CALL(double, int32_t);
-    }
-    if (i64) RECFORGE_SIM_CALL(float, int64_t);
-    RECFORGE_SIM_CALL(float, int32_t);
-#undef RECFORGE_SIM_CALL
+template <class T, class I>
+py::tuple run_narrow_or_not(const SimilarityCall& c) {
+    if (c.yt_indices.itemsize() == 2) return run_typed<T, I, uint16_t>(c);  // uint16 columns of Yt
+    return run_typed<T, I, I>(c);
+}
+
+py::tuple similarity_topk(const SimilarityCall& c) {
+    c.check();
+    const bool f64 = c.x_data.itemsize() == 8;
+    const bool i64 = c.x_indices.itemsize() == 8;
+    if (f64) return i64 ? run_narrow_or_not<double, int64_t>(c) : run_narrow_or_not<double, int32_t>(c);
+    return i64 ? run_narrow_or_not<float, int64_t>(c) : run_narrow_or_not<float, int32_t>(c);
 }
 
 // Calls fn(typed pointer) for an int32 or int64 array.
@@ -142,7 +185,11 @@ auto with_index_type(const py::array& a, Fn&& fn) {
 
 // Per-row sums of squares of a CSR's values (float64), without O(nnz) temporaries.
 py::array_t<double> row_square_sums(const py::array& indptr, const py::array& data, int num_threads) {
-    const int64_t m = indptr.shape(0) - 1;
+    check_threads(num_threads);
+    check_array(data, "data", 1, 'f', {4, 8});
+    const int64_t m = indptr.ndim() == 1 ? indptr.shape(0) - 1 : -1;
+    if (m < 0) fail("indptr must be 1-D with at least one entry");
+    check_offsets(indptr, "indptr", m, data.shape(0));
     py::array_t<double> out(m);
     double* o = out.mutable_data();
     const bool f64 = data.dtype().itemsize() == 8;
@@ -164,38 +211,76 @@ py::array_t<double> row_square_sums(const py::array& indptr, const py::array& da
 }
 
 // Per-row sums of weights[column] over a CSR's stored entries (e.g. the work of a product).
-py::array_t<double> row_weight_sums(const py::array& indptr, const py::array& indices,
-                                    const py::array_t<double, py::array::c_style>& weights, int num_threads) {
-    const int64_t m = indptr.shape(0) - 1;
+py::array_t<double> row_weight_sums(const py::array& indptr, const py::array& indices, const py::array& weights,
+                                    int num_threads) {
+    check_threads(num_threads);
+    check_array(indices, "indices", 1, 'i', {4, 8});
+    check_array(weights, "weights", 1, 'f', {8});
+    const int64_t m = indptr.ndim() == 1 ? indptr.shape(0) - 1 : -1;
+    if (m < 0) fail("indptr must be 1-D with at least one entry");
+    check_offsets(indptr, "indptr", m, indices.shape(0));
     py::array_t<double> out(m);
     double* o = out.mutable_data();
-    const double* w = weights.data();
+    const double* w = static_cast<const double*>(weights.data());
+    const int64_t n_weights = weights.shape(0);
+    bool in_range = true;
     with_index_type(indptr, [&](const auto* p) {
         return with_index_type(indices, [&](const auto* idx) {
             py::gil_scoped_release release;
-#pragma omp parallel for num_threads(num_threads) schedule(static)
+#pragma omp parallel for num_threads(num_threads) schedule(static) reduction(&& : in_range)
             for (int64_t i = 0; i < m; ++i) {
                 double acc = 0.0;
-                for (int64_t q = p[i]; q < static_cast<int64_t>(p[i + 1]); ++q) acc += w[idx[q]];
+                for (int64_t q = p[i]; q < static_cast<int64_t>(p[i + 1]); ++q) {
+                    const int64_t c = static_cast<int64_t>(idx[q]);
+                    if (c < 0 || c >= n_weights) { in_range = false; continue; }
+                    acc += w[c];
+                }
                 o[i] = acc;
             }
             return 0;
         });
     });
+    if (!in_range) fail("indices must lie in [0, len(weights))");
     return out;
 }
 
 }  // namespace
 
 void register_similarity(py::module_& m) {
+    py::enum_<Kind>(m, "SimilarityKind", "Kernel kinds of similarity_topk (recforge/similarity.hpp: Kind).")
+        .value("dot", Kind::Dot)
+        .value("jaccard", Kind::Jaccard)
+        .value("pearson", Kind::Pearson)
+        .value("msd", Kind::Msd);
     m.def("row_square_sums", &row_square_sums, py::arg("indptr"), py::arg("data"), py::arg("num_threads"),
           "Per-row sum of squared values of a CSR (float64).");
     m.def("row_weight_sums", &row_weight_sums, py::arg("indptr"), py::arg("indices"), py::arg("weights"),
           py::arg("num_threads"), "Per-row sum of weights[column] over the stored entries of a CSR.");
-    m.def("similarity_topk", &similarity_topk, py::arg("x_indptr"), py::arg("x_indices"),
-          py::arg("x_data"), py::arg("m"), py::arg("d"), py::arg("yt_indptr"), py::arg("yt_indices"),
-          py::arg("yt_data"), py::arg("n"), py::arg("kind"), py::arg("count"), py::arg("k"),
-          py::arg("shrink"), py::arg("min_support"), py::arg("x_scale"), py::arg("y_scale"),
-          py::arg("x_size"), py::arg("y_size"), py::arg("symmetric"), py::arg("exclude_self"), py::arg("ex_indptr"), py::arg("ex_indices"), py::arg("num_threads"), py::arg("private_budget"),
-          "Unchecked core of recforge.kernels.similarity_topk; returns (indptr, indices, data).");
+    m.def(
+        "similarity_topk",
+        [](py::array x_indptr, py::array x_indices, py::array x_data, int64_t m, int64_t d, py::array yt_indptr,
+           py::array yt_indices, py::object yt_data, int64_t n, Kind kind, bool count, int64_t k, double shrink,
+           double min_support, py::object x_scale, py::object y_scale, py::object x_size, py::object y_size,
+           bool symmetric, bool exclude_self, py::object ex_indptr, py::object ex_indices, int num_threads,
+           int64_t private_budget) {
+            SimilarityCall c;
+            c.x_indptr = x_indptr; c.x_indices = x_indices; c.x_data = x_data; c.m = m; c.d = d;
+            c.yt_indptr = yt_indptr; c.yt_indices = yt_indices; c.yt_data = yt_data; c.n = n;
+            c.kind = kind; c.count = count; c.k = k; c.shrink = shrink; c.min_support = min_support;
+            c.x_scale = x_scale; c.y_scale = y_scale; c.x_size = x_size; c.y_size = y_size;
+            c.symmetric = symmetric; c.exclude_self = exclude_self; c.ex_indptr = ex_indptr; c.ex_indices = ex_indices;
+            c.num_threads = num_threads; c.private_budget = private_budget;
+            return similarity_topk(c);
+        },
+        py::kw_only(), py::arg("x_indptr"), py::arg("x_indices"), py::arg("x_data"), py::arg("m"), py::arg("d"),
+        py::arg("yt_indptr"), py::arg("yt_indices"), py::arg("yt_data").none(true), py::arg("n"), py::arg("kind"),
+        py::arg("count") = false, py::arg("k"), py::arg("shrink") = 0.0, py::arg("min_support") = 1.0,
+        py::arg("x_scale").none(true) = py::none(), py::arg("y_scale").none(true) = py::none(),
+        py::arg("x_size").none(true) = py::none(), py::arg("y_size").none(true) = py::none(),
+        py::arg("symmetric") = false, py::arg("exclude_self") = false,
+        py::arg("ex_indptr").none(true) = py::none(), py::arg("ex_indices").none(true) = py::none(),
+        py::arg("num_threads"), py::arg("private_budget") = int64_t(512) << 20,
+        "Core of recforge.kernels.similarity_topk (keyword arguments only); returns (indptr, indices, data). "
+        "Checks layouts, dtypes and lengths in O(1); the caller guarantees the CSR structure "
+        "(monotone offsets, columns in range).");
 }

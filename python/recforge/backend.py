@@ -7,6 +7,7 @@ recforge never falls back silently from a backend that was asked for by name.
 """
 from __future__ import annotations
 
+import operator
 import os
 import platform
 from dataclasses import dataclass, field
@@ -89,14 +90,33 @@ def backends() -> list[BackendInfo]:
     return [BackendInfo("cpu", True, "", cpu_info()), cuda_info()]
 
 
+# More threads than this many per processor only cost memory (each thread keeps O(n) buffers)
+# and, in the hundreds of thousands, overflow libgomp's stack; counts above it are capped.
+THREADS_PER_PROCESSOR_CAP = 4
+
+
+def check_int(value: Any, name: str, minimum: int) -> int:
+    """An integer >= minimum (bools and floats are rejected); the one integer check of the kernels."""
+    if isinstance(value, (bool,)) or type(value).__name__ == "bool_":
+        raise TypeError(f"{name} must be an integer, got bool")
+    try:
+        value = operator.index(value)
+    except TypeError:
+        raise TypeError(f"{name} must be an integer, got {type(value).__name__}") from None
+    if value < minimum:
+        raise ValueError(f"{name} must be >= {minimum}, got {value}")
+    return value
+
+
 def resolve_num_threads(num_threads: int) -> int:
-    """``0`` means every core OpenMP may use; a negative count is an error."""
-    if isinstance(num_threads, bool) or not isinstance(num_threads, (int,)) and not hasattr(num_threads, "__index__"):
-        raise TypeError(f"num_threads must be an integer, got {type(num_threads).__name__}")
-    num_threads = int(num_threads)
-    if num_threads < 0:
-        raise ValueError(f"num_threads must be >= 0 (0 means all cores), got {num_threads}")
-    return num_threads or int(_core.max_threads())
+    """``0`` means every core OpenMP may use; a negative count is an error.
+
+    Counts above ``THREADS_PER_PROCESSOR_CAP`` x the processors are capped there (results never
+    depend on the thread count; absurd counts would only exhaust memory or libgomp's stack).
+    """
+    num_threads = check_int(num_threads, "num_threads", 0)
+    cap = THREADS_PER_PROCESSOR_CAP * max(1, int(_core.num_procs()))
+    return min(num_threads, cap) if num_threads else min(int(_core.max_threads()), cap)
 
 
 def on_gpu(array: Any) -> bool:

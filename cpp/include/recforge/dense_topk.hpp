@@ -26,6 +26,7 @@
 
 #include <omp.h>
 
+#include "recforge/isa.hpp"
 #include "recforge/topk.hpp"
 
 namespace recforge {
@@ -38,16 +39,9 @@ struct Exclusion {
     const int64_t* indices = nullptr;
 };
 
-enum class Isa : int { Generic = 0, Avx2 = 1, Avx512 = 2 };
+using recforge::Isa;
 
-inline Isa best_isa() {
-#if defined(__x86_64__) || defined(__i386__)
-    __builtin_cpu_init();
-    if (__builtin_cpu_supports("avx512f")) return Isa::Avx512;
-    if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) return Isa::Avx2;
-#endif
-    return Isa::Generic;
-}
+inline Isa best_isa() { return detect_isa(false); }
 
 // --- microkernels -------------------------------------------------------------------------
 // Each computes tile[i][l] = sum_c qp[c][i] * vp[c][l] for an MR x NR tile (qp: packed queries,

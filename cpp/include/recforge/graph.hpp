@@ -21,6 +21,8 @@
 
 #include <omp.h>
 
+#include "recforge/isa.hpp"
+
 #if defined(__linux__)
 #include <sys/mman.h>
 #endif
@@ -164,16 +166,9 @@ RECFORGE_LAYER_VARIANT(layer_rows_avx2, __attribute__((target("avx2,fma"))))
 RECFORGE_LAYER_VARIANT(layer_rows_generic, )
 #undef RECFORGE_LAYER_VARIANT
 
-enum class Isa : int { Generic = 0, Avx2 = 1, Avx512 = 2 };
+using recforge::Isa;
 
-inline Isa best_isa() {
-#if defined(__x86_64__) || defined(__i386__)
-    __builtin_cpu_init();
-    if (__builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512vl")) return Isa::Avx512;
-    if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) return Isa::Avx2;
-#endif
-    return Isa::Generic;
-}
+inline Isa best_isa() { return detect_isa(true); }
 
 template <class T, class I>
 using LayerFn = void (*)(const Csr<T, I>&, const T*, int64_t, const LayerSink<T>&, int64_t, int64_t, T*,

@@ -118,12 +118,30 @@ struct MsdPolicy {
     }
 };
 
-// Result rows before compaction: row r holds counts[r] entries at entries[r * k], best first.
+// Result rows before compaction: one growing list of entries per thread, and where each row's
+// counts[r] entries (best first) start in it. Memory follows the output, not m x k.
 template <class T, class I>
 struct RowResults {
-    int64_t k = 0;
-    std::vector<Scored<T, I>> entries;
+    std::vector<std::vector<Scored<T, I>>> parts;
+    std::vector<int32_t> part;
+    std::vector<int64_t> offset;
     std::vector<int64_t> counts;
+
+    RowResults(int64_t rows, int num_parts)
+        : parts(static_cast<size_t>(num_parts)), part(static_cast<size_t>(rows), 0),
+          offset(static_cast<size_t>(rows), 0), counts(static_cast<size_t>(rows), 0) {}
+    RowResults() = default;
+
+    // Called by the thread that owns part p: appends row r's entries.
+    void store(int64_t r, int p, const Scored<T, I>* row, int64_t count) {
+        auto& dst = parts[static_cast<size_t>(p)];
+        part[r] = p;
+        offset[r] = static_cast<int64_t>(dst.size());
+        counts[r] = count;
+        dst.insert(dst.end(), row, row + count);
+    }
+
+    const Scored<T, I>* row(int64_t r) const { return parts[static_cast<size_t>(part[r])].data() + offset[r]; }
 };
 
 // I: offsets and indices of X (and of the output); J: column indices of Yt.
@@ -146,9 +164,7 @@ public:
 
     RowResults<T, I> run(int num_threads) const {
         const int64_t m = x_.rows;
-        RowResults<T, I> out;
-        out.k = k_;
-        out.counts.assign(m, 0);
+        RowResults<T, I> out(m, num_threads);
         if (symmetric_ && RowTopKSet<T, I>::bytes(m, k_) * num_threads <= private_budget_) {
             run_half_private(num_threads, out);
         } else if (symmetric_) {
@@ -164,24 +180,26 @@ public:
                     heaps.push_many(i, st.best.data(), kept);
                 }
             }
-            out.entries.resize(static_cast<size_t>(m * k_));
-#pragma omp parallel for num_threads(num_threads) schedule(static)
-            for (int64_t i = 0; i < m; ++i) {
-                int64_t cnt = 0;
-                const Scored<T, I>* row = heaps.finish_row(i, cnt);
-                std::copy(row, row + cnt, out.entries.begin() + i * k_);
-                out.counts[i] = cnt;
-            }
-        } else {
-            out.entries.resize(static_cast<size_t>(m * k_));
 #pragma omp parallel num_threads(num_threads)
             {
+                const int t = omp_get_thread_num();
+#pragma omp for schedule(static)
+                for (int64_t i = 0; i < m; ++i) {
+                    int64_t cnt = 0;
+                    const Scored<T, I>* row = heaps.finish_row(i, cnt);
+                    out.store(i, t, row, cnt);
+                    heaps.release_row(i);
+                }
+            }
+        } else {
+#pragma omp parallel num_threads(num_threads)
+            {
+                const int t = omp_get_thread_num();
                 State st(n_cols(), k_);
 #pragma omp for schedule(dynamic, 16)
                 for (int64_t i = 0; i < m; ++i) {
                     const size_t kept = row_topk(i, st, [](T, int64_t) {});
-                    std::copy(st.best.begin(), st.best.begin() + kept, out.entries.begin() + i * k_);
-                    out.counts[i] = static_cast<int64_t>(kept);
+                    out.store(i, t, st.best.data(), static_cast<int64_t>(kept));
                 }
             }
         }
@@ -209,23 +227,22 @@ private:
                 mine.push_many(i, st.best.data(), kept);
             }
         }
-        out.entries.resize(static_cast<size_t>(m * k_));
 #pragma omp parallel num_threads(num_threads)
         {
-            std::vector<Scored<T, I>> merged(static_cast<size_t>(k_) * sets.size());
+            const int t = omp_get_thread_num();
+            std::vector<Scored<T, I>> merged;
 #pragma omp for schedule(static)
             for (int64_t i = 0; i < m; ++i) {
-                size_t n = 0;
+                merged.clear();
                 for (auto& set : sets) {
                     if (!set) continue;  // OpenMP may run fewer threads than asked for
                     int64_t cnt = 0;
                     const Scored<T, I>* row = set->finish_row(i, cnt);
-                    std::copy(row, row + cnt, merged.begin() + n);
-                    n += static_cast<size_t>(cnt);
+                    merged.insert(merged.end(), row, row + cnt);
+                    set->release_row(i);
                 }
-                const size_t kept = select_topk(merged.data(), n, static_cast<size_t>(k_));
-                std::copy(merged.begin(), merged.begin() + kept, out.entries.begin() + i * k_);
-                out.counts[i] = static_cast<int64_t>(kept);
+                const size_t kept = select_topk(merged.data(), merged.size(), static_cast<size_t>(k_));
+                out.store(i, t, merged.data(), static_cast<int64_t>(kept));
             }
         }
     }

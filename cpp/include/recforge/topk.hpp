@@ -80,13 +80,14 @@ inline size_t select_topk_keys(uint64_t* keys, size_t count, size_t k) {
 }
 
 // Streaming selection of the best k of a sequence, by batches: candidates that can still
-// enter are appended to a buffer of 2k; a full buffer is cut back to its best k with
+// enter are appended to a buffer of up to 2k; a full buffer is cut back to its best k with
 // nth_element, which raises the admission threshold. O(1) amortised per admitted candidate,
-// one comparison per rejected one, and no per-candidate heap sifts.
+// one comparison per rejected one, and no per-candidate heap sifts. The buffer grows with what
+// is admitted (never beyond 2k), so a huge k costs memory only for the candidates that exist.
 template <class S, class I>
 class TopKBuffer {
 public:
-    TopKBuffer(Scored<S, I>* buf, size_t k) : buf_(buf), k_(k), cap_(2 * k) {}
+    explicit TopKBuffer(size_t k) : k_(k), cap_(2 * k) {}
 
     static size_t capacity(size_t k) { return 2 * k; }
 
@@ -95,27 +96,30 @@ public:
 
     void push(Scored<S, I> c) {
         if (!ranks_before(c, kth_)) return;
-        buf_[n_++] = c;
-        if (n_ == cap_) shrink();
+        buf_.push_back(c);
+        if (buf_.size() == cap_) shrink();
     }
 
-    // Sorts the best min(n, k) entries best first at the start of the buffer; returns the count.
-    size_t finish() {
-        n_ = select_topk(buf_, n_, k_);
-        return n_;
+    // Sorts the best min(n, k) entries best first at the start of the buffer; returns them.
+    const Scored<S, I>* finish(int64_t& count) {
+        buf_.resize(select_topk(buf_.data(), buf_.size(), k_));
+        count = static_cast<int64_t>(buf_.size());
+        return buf_.data();
     }
+
+    // Frees the buffer's memory (after its entries were copied out).
+    void release() { std::vector<Scored<S, I>>().swap(buf_); }
 
 private:
     void shrink() {
         auto before = [](const Scored<S, I>& a, const Scored<S, I>& b) { return ranks_before(a, b); };
-        std::nth_element(buf_, buf_ + (k_ - 1), buf_ + n_, before);
-        n_ = k_;
+        std::nth_element(buf_.begin(), buf_.begin() + (k_ - 1), buf_.end(), before);
+        buf_.resize(k_);
         kth_ = buf_[k_ - 1];
     }
 
-    Scored<S, I>* buf_;
+    std::vector<Scored<S, I>> buf_;
     size_t k_, cap_;
-    size_t n_ = 0;
     // The k-th best so far (a sentinel that everything beats until the buffer first fills).
     Scored<S, I> kth_{-std::numeric_limits<S>::infinity(), std::numeric_limits<I>::max()};
 };
@@ -124,14 +128,9 @@ private:
 template <class S, class I>
 class RowTopKSet {
 public:
-    RowTopKSet(int64_t rows, int64_t k)
-        : cap_(static_cast<int64_t>(TopKBuffer<S, I>::capacity(k))), entries_(static_cast<size_t>(rows * cap_)) {
-        rows_.reserve(static_cast<size_t>(rows));
-        for (int64_t r = 0; r < rows; ++r) {
-            rows_.emplace_back(&entries_[static_cast<size_t>(r * cap_)], static_cast<size_t>(k));
-        }
-    }
+    RowTopKSet(int64_t rows, int64_t k) : rows_(static_cast<size_t>(rows), TopKBuffer<S, I>(static_cast<size_t>(k))) {}
 
+    // Worst-case bytes of a set (every row buffer full).
     static size_t bytes(int64_t rows, int64_t k) {
         return static_cast<size_t>(rows) * (TopKBuffer<S, I>::capacity(k) * sizeof(Scored<S, I>) + sizeof(TopKBuffer<S, I>));
     }
@@ -143,14 +142,11 @@ public:
     }
 
     // Sorts row r best first (after all pushes); returns its entries and count.
-    const Scored<S, I>* finish_row(int64_t r, int64_t& count) {
-        count = static_cast<int64_t>(rows_[r].finish());
-        return &entries_[static_cast<size_t>(r * cap_)];
-    }
+    const Scored<S, I>* finish_row(int64_t r, int64_t& count) { return rows_[r].finish(count); }
+
+    void release_row(int64_t r) { rows_[r].release(); }
 
 private:
-    int64_t cap_;
-    std::vector<Scored<S, I>> entries_;
     std::vector<TopKBuffer<S, I>> rows_;
 };
 
@@ -160,11 +156,8 @@ template <class S, class I>
 class SharedRowTopK {
 public:
     SharedRowTopK(int64_t rows, int64_t k)
-        : k_(k), cap_(static_cast<int64_t>(TopKBuffer<S, I>::capacity(k))),
-          entries_(static_cast<size_t>(rows * cap_)), rows_(), threshold_(rows), locks_(rows) {
-        rows_.reserve(static_cast<size_t>(rows));
+        : rows_(static_cast<size_t>(rows), TopKBuffer<S, I>(static_cast<size_t>(k))), threshold_(rows), locks_(rows) {
         for (int64_t r = 0; r < rows; ++r) {
-            rows_.emplace_back(&entries_[static_cast<size_t>(r * cap_)], static_cast<size_t>(k));
             threshold_[r].store(-std::numeric_limits<S>::infinity(), std::memory_order_relaxed);
             locks_[r].clear();
         }
@@ -190,10 +183,9 @@ public:
     }
 
     // Sorts row r best first (after all pushes); returns its entries and count.
-    const Scored<S, I>* finish_row(int64_t r, int64_t& count) {
-        count = static_cast<int64_t>(rows_[r].finish());
-        return &entries_[static_cast<size_t>(r * cap_)];
-    }
+    const Scored<S, I>* finish_row(int64_t r, int64_t& count) { return rows_[r].finish(count); }
+
+    void release_row(int64_t r) { rows_[r].release(); }
 
 private:
     void lock(int64_t r) {
@@ -202,8 +194,6 @@ private:
     }
     void unlock(int64_t r) { locks_[r].clear(std::memory_order_release); }
 
-    int64_t k_, cap_;
-    std::vector<Scored<S, I>> entries_;
     std::vector<TopKBuffer<S, I>> rows_;
     std::vector<std::atomic<S>> threshold_;
     std::vector<std::atomic_flag> locks_;

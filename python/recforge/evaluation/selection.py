@@ -3,8 +3,9 @@
 Every function builds fresh models with ``make_model(**params)`` (``make_model()`` for
 ``cross_validate``), fits them with ``model.fit(train)`` and scores them with
 :func:`recforge.evaluate` (any of its keyword arguments — ``protocol``, ``exclude_train``,
-``batch_size`` ... — pass through). Runs are independent, so ``n_jobs > 1`` runs them in
-threads: recforge kernels release the GIL, so fits and evaluations overlap on several cores.
+``batch_size`` ... — pass through). Runs are independent, so ``num_threads > 1`` runs them in
+threads (``num_threads=0``: one per core, as everywhere in recforge; the old ``n_jobs`` still
+works, with a DeprecationWarning, ``n_jobs=-1`` meaning every core): recforge kernels release the GIL, so fits and evaluations overlap on several cores.
 Progress bars use tqdm when it is installed (``pip install recforge[progress]``) and
 ``progress=True``; without tqdm there is simply no bar.
 """
@@ -14,12 +15,14 @@ import itertools
 import os
 import threading
 import time
+import warnings
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterable, Mapping, Sequence
 
 import numpy as np
 
+from recforge.backend import check_int
 from recforge.evaluation.names import lower_is_better, parse_metrics
 from recforge._progress import progress_bar
 from recforge.evaluation.protocols import evaluate, import_pandas
@@ -27,12 +30,18 @@ from recforge.evaluation.protocols import evaluate, import_pandas
 
 # ----------------------------------------------------------------------------- helpers
 
-def resolve_jobs(n_jobs: int) -> int:
-    if isinstance(n_jobs, bool) or not isinstance(n_jobs, (int, np.integer)):
-        raise TypeError(f"n_jobs must be an integer, got {type(n_jobs).__name__}")
-    if n_jobs == 0 or n_jobs < -1:
-        raise ValueError(f"n_jobs must be >= 1, or -1 for every core, got {n_jobs}")
-    return (os.cpu_count() or 1) if n_jobs == -1 else int(n_jobs)
+def resolve_jobs(num_threads: int, n_jobs: int | None = None) -> int:
+    """Worker threads for the runs: ``num_threads`` (0 = one per core), or the deprecated
+    ``n_jobs`` (-1 = one per core) when it is given."""
+    if n_jobs is not None:
+        warnings.warn("n_jobs is deprecated; use num_threads (0 means every core)", DeprecationWarning,
+                      stacklevel=3)
+        n_jobs = check_int(n_jobs, "n_jobs", -1)
+        if n_jobs == 0:
+            raise ValueError("n_jobs must be >= 1, or -1 for every core, got 0")
+        num_threads = 0 if n_jobs == -1 else n_jobs
+    num_threads = check_int(num_threads, "num_threads", 0)
+    return num_threads or (os.cpu_count() or 1)
 
 
 def run_all(task: Callable[[Any], Any], items: Sequence[Any], n_jobs: int, bar) -> list[Any]:
@@ -122,8 +131,9 @@ class CrossValidationResult:
 
 
 def cross_validate(make_model: Callable[[], Any], data: Any = None, folds: int | Iterable[Any] = 5,
-                   metrics: Sequence[str] = ("ndcg@10", "recall@20"), *, n_jobs: int = 1, progress: bool = True,
-                   seed: int = 0, **evaluate_kwargs: Any) -> CrossValidationResult:
+                   metrics: Sequence[str] = ("ndcg@10", "recall@20"), *, num_threads: int = 1,
+                   progress: bool = True, seed: int = 0, n_jobs: int | None = None,
+                   **evaluate_kwargs: Any) -> CrossValidationResult:
     """Fit ``make_model()`` on each fold's train part and evaluate on its test part.
 
     ``folds``: an iterable of ``(train, test)`` pairs (or objects with ``.train``/``.test``,
@@ -135,7 +145,7 @@ def cross_validate(make_model: Callable[[], Any], data: Any = None, folds: int |
     pd = import_pandas()
     metrics = [s.label for s in parse_metrics(metrics)]
     pairs = make_folds(data, folds, seed)
-    n_jobs = resolve_jobs(n_jobs)
+    n_jobs = resolve_jobs(num_threads, n_jobs)
     bar = progress_bar(len(pairs), "cross-validation", progress)
     results = run_all(lambda pair: fit_and_score(make_model, {}, pair[0], pair[1], metrics, evaluate_kwargs)[0],
                       pairs, n_jobs, bar)
@@ -193,8 +203,8 @@ def _search_table(pd, params_list, rows, objective, lower):
 
 
 def grid_search(make_model: Callable[..., Any], grid: Any, train: Any, valid: Any,
-                metrics: Sequence[str] = ("ndcg@10",), *, objective: str | None = None, n_jobs: int = 1,
-                progress: bool = True, **evaluate_kwargs: Any) -> SearchResult:
+                metrics: Sequence[str] = ("ndcg@10",), *, objective: str | None = None, num_threads: int = 1,
+                progress: bool = True, n_jobs: int | None = None, **evaluate_kwargs: Any) -> SearchResult:
     """Fit ``make_model(**params)`` on ``train`` for every combination of ``grid`` and evaluate on ``valid``.
 
     ``objective`` (default: the first metric) picks the best; lower is better for rmse, mae,
@@ -204,7 +214,7 @@ def grid_search(make_model: Callable[..., Any], grid: Any, train: Any, valid: An
     metrics = [s.label for s in parse_metrics(metrics)]
     objective, lower = objective_of(metrics, objective)
     combos = expand_grid(grid)
-    n_jobs = resolve_jobs(n_jobs)
+    n_jobs = resolve_jobs(num_threads, n_jobs)
     best: dict[str, Any] = {}
     lock = threading.Lock()
 
@@ -240,19 +250,23 @@ def _suggest(trial, name: str, spec: Any):
             return trial.suggest_int(name, int(low), int(high), log=log)
         return trial.suggest_float(name, float(low), float(high), log=log)
     try:
-        from optuna.distributions import BaseDistribution
+        from optuna.distributions import CategoricalDistribution, FloatDistribution, IntDistribution
     except ImportError:  # pragma: no cover
-        BaseDistribution = ()
-    if isinstance(spec, BaseDistribution):
-        return trial._suggest(name, spec)
+        CategoricalDistribution = FloatDistribution = IntDistribution = ()
+    if isinstance(spec, CategoricalDistribution):
+        return trial.suggest_categorical(name, list(spec.choices))
+    if isinstance(spec, IntDistribution):
+        return trial.suggest_int(name, spec.low, spec.high, step=spec.step, log=spec.log)
+    if isinstance(spec, FloatDistribution):
+        return trial.suggest_float(name, spec.low, spec.high, step=spec.step, log=spec.log)
     raise TypeError(f"space[{name!r}] must be a list of choices, a (low, high[, 'log']) tuple or an optuna "
                     f"distribution, got {spec!r}")
 
 
 def bayes_search(make_model: Callable[..., Any], space: Any, train: Any, valid: Any,
                  metrics: Sequence[str] = ("ndcg@10",), *, n_trials: int = 20, objective: str | None = None,
-                 seed: int = 0, timeout: float | None = None, n_jobs: int = 1, progress: bool = True,
-                 **evaluate_kwargs: Any) -> SearchResult:
+                 seed: int = 0, timeout: float | None = None, num_threads: int = 1, progress: bool = True,
+                 n_jobs: int | None = None, **evaluate_kwargs: Any) -> SearchResult:
     """Bayesian search with optuna's TPE sampler (seeded): ``n_trials`` configurations drawn from
     ``space``, each fitted on ``train`` and evaluated on ``valid``.
 
@@ -271,7 +285,7 @@ def bayes_search(make_model: Callable[..., Any], space: Any, train: Any, valid: 
     n_trials = int(n_trials)
     if n_trials < 1:
         raise ValueError(f"n_trials must be >= 1, got {n_trials}")
-    n_jobs = resolve_jobs(n_jobs)
+    n_jobs = resolve_jobs(num_threads, n_jobs)
     if not callable(space):
         if not isinstance(space, Mapping) or not space:
             raise TypeError("space must be a non-empty {name: spec} dict or a callable space(trial) -> params")

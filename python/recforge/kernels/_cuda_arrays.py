@@ -15,8 +15,7 @@ from typing import Any
 import numpy as np
 import scipy.sparse as sp
 
-_DLPACK_CUDA = 2  # kDLCUDA in DLPack's DLDeviceType
-
+from recforge.backend import on_gpu
 
 def _module_of(x: Any) -> str:
     return type(x).__module__.split(".", 1)[0]
@@ -32,24 +31,12 @@ def is_cupy_sparse(x: Any) -> bool:
 
 def is_device_array(x: Any) -> bool:
     """True for dense arrays in GPU memory (cupy, CUDA torch tensors, CUDA array interface / DLPack)."""
-    if x is None or isinstance(x, np.ndarray) or sp.issparse(x):
-        return False
-    if is_torch(x):
-        return bool(getattr(x, "is_cuda", False))
-    if hasattr(x, "__cuda_array_interface__"):
-        return True
-    dev = getattr(x, "__dlpack_device__", None)
-    if dev is not None:
-        try:
-            return int(dev()[0]) == _DLPACK_CUDA
-        except Exception:
-            return False
-    return False
+    return not (x is None or isinstance(x, np.ndarray) or sp.issparse(x) or is_cupy_sparse(x)) and on_gpu(x)
 
 
 def on_device(x: Any) -> bool:
-    """Dense or sparse, does ``x`` live on a GPU?"""
-    return is_cupy_sparse(x) or is_device_array(x)
+    """Dense or sparse, does ``x`` live on a GPU? (:func:`recforge.backend.on_gpu`)"""
+    return on_gpu(x)
 
 
 def _cupy():
@@ -238,3 +225,15 @@ def check_dense(x: Any, name: str):
 def host_array(x: Any) -> Any:
     """numpy inputs as numpy arrays; device arrays unchanged."""
     return x if on_device(x) or is_torch(x) else np.asarray(x)
+
+
+def max_abs(x: Any) -> float:
+    """The largest absolute value of a host or device array (0 when it is empty)."""
+    if is_torch(x):
+        t = x.detach()
+        t = t if t.is_floating_point() else t.double()
+        return float(t.abs().max()) if t.numel() else 0.0
+    a = as_cupy(x) if is_device_array(x) else np.asarray(x)
+    if a.dtype.kind != "f":
+        a = a.astype(np.float64)
+    return max(float(a.max()), -float(a.min())) if a.size else 0.0

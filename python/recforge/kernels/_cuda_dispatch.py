@@ -17,12 +17,8 @@ import scipy.sparse as sp
 
 from recforge.backend import resolve_backend
 from recforge.kernels import _validation as v
-from recforge.kernels.graph import combine_weights
-from recforge.kernels._cuda_arrays import (Placement, check_dense, device_csr, is_cupy_sparse, is_torch,
-                                           on_device)
-
-_INT32_MAX = int(np.iinfo(np.int32).max)
-_FLOAT32_MAX = float(np.finfo(np.float32).max)
+from recforge.kernels._cuda_arrays import Placement, check_dense, device_csr, is_cupy_sparse, is_torch, on_device
+from recforge.kernels._validation import combine_weights
 
 
 def scratch_budget(requested: int = 0) -> int:
@@ -47,16 +43,10 @@ def _require_cuda(*arrays: Any) -> None:
     resolve_backend("cuda", *arrays)
 
 
-def _check_index_range(shape: tuple, name: str) -> None:
-    if max(shape) > _INT32_MAX:
-        raise ValueError(f"{name} has a dimension above 2**31 - 1, which the CUDA kernels do not support; "
-                         f"use backend='cpu'")
-
-
 # -- similarity_topk -------------------------------------------------------------------------------
 
-def similarity_core_cuda(X: sp.csr_matrix, Y: sp.csr_matrix, kind: int, count: bool, k: int, shrink: float,
-                         min_support: float, x_scale, y_scale, x_size, y_size, symmetric: bool, *,
+def similarity_core_cuda(X: sp.csr_matrix, Y: sp.csr_matrix, *, kind: int, count: bool, k: int, shrink: float,
+                         min_support: float, x_scale, y_scale, x_size, y_size, symmetric: bool,
                          use_values: bool = True, wide_indices: bool = False, exclude: Any = None,
                          device_output: bool = False, memory_budget: int = 0):
     """The CUDA twin of ``_core.similarity_topk`` for prepared operands: the rows of X against the
@@ -72,7 +62,7 @@ def similarity_core_cuda(X: sp.csr_matrix, Y: sp.csr_matrix, kind: int, count: b
 
     m, d = X.shape
     n = Y.shape[0]
-    _check_index_range((m, n, d), "the similarity operands")
+    v.check_index_range((m, n, d), "the similarity operands")
     value_dtype = np.dtype(X.dtype)
     place = Placement()
     if device_output:
@@ -96,30 +86,24 @@ def similarity_core_cuda(X: sp.csr_matrix, Y: sp.csr_matrix, kind: int, count: b
     out_s = place.empty((m, k), value_dtype)
     out_c = place.empty((m,), np.int64)
     _cuda.similarity_topk(
-        staged["x_indptr"].ptr, staged["x_indices"].ptr, staged["x_data"].ptr, m, d,
-        staged["y_indptr"].ptr, staged["y_indices"].ptr, staged["y_data"].ptr, n, kind, bool(count), k,
-        float(shrink), float(min_support), staged["x_scale"].ptr, staged["y_scale"].ptr, staged["x_size"].ptr,
-        staged["y_size"].ptr, bool(symmetric), value_dtype == np.float64, ex_p.ptr, ex_i.ptr,
-        out_i.ptr, out_s.ptr, out_c.ptr,
-        place.device, place.stream, scratch_budget(memory_budget))
+        x_indptr=staged["x_indptr"].ptr, x_indices=staged["x_indices"].ptr, x_data=staged["x_data"].ptr, m=m, d=d,
+        y_indptr=staged["y_indptr"].ptr, y_indices=staged["y_indices"].ptr, y_data=staged["y_data"].ptr, n=n,
+        kind=int(kind), count=bool(count), k=k, shrink=float(shrink), min_support=float(min_support),
+        x_scale=staged["x_scale"].ptr, y_scale=staged["y_scale"].ptr, x_size=staged["x_size"].ptr,
+        y_size=staged["y_size"].ptr, symmetric=bool(symmetric), f64=value_dtype == np.float64,
+        excl_indptr=ex_p.ptr, excl_indices=ex_i.ptr, out_indices=out_i.ptr, out_scores=out_s.ptr,
+        out_counts=out_c.ptr, device=place.device, stream=place.stream,
+        memory_budget=scratch_budget(memory_budget))
     indices, scores, counts = place.result(out_i), place.result(out_s), place.result(out_c)
     xp_mod = place.namespace()
     total = int(counts.sum())
-    idx_dtype = np.int64 if wide_indices or total > _INT32_MAX else np.int32
+    idx_dtype = np.int64 if wide_indices or total > v.INT32_MAX else np.int32
     keep = xp_mod.arange(k)[None, :] < counts[:, None]  # each row's kept entries come first
     indptr = xp_mod.concatenate([xp_mod.zeros(1, dtype=np.int64), xp_mod.cumsum(counts)]).astype(idx_dtype)
     data, cols = scores[keep], indices[keep].astype(idx_dtype)
     if device_output:
         return device_csr(indptr, cols, data, (m, n))
     return sp.csr_matrix((data, cols, indptr), shape=(m, n))
-
-
-def similarity_topk_cuda(X: Any, k: int, Y: Any = None, **kwargs: Any):
-    """:func:`recforge.kernels.similarity_topk` on the GPU (``backend="cuda"``)."""
-    from recforge.kernels.similarity import similarity_topk
-
-    kwargs["backend"] = "cuda"
-    return similarity_topk(X, k, Y, **kwargs)
 
 
 # -- dense_topk ------------------------------------------------------------------------------------
@@ -151,14 +135,7 @@ def _exclusion(exclude: Any, m: int, n: int):
     host (scipy) or device (cupyx). The stored pattern counts, not the values (as on the CPU)."""
     if exclude is None:
         return None, None
-    if is_cupy_sparse(exclude):
-        E = exclude.tocsr()
-    elif sp.issparse(exclude) and exclude.ndim == 2:
-        E = exclude.tocsr()
-    else:
-        raise TypeError(f"exclude must be a 2-D scipy.sparse (or cupyx) matrix, got {type(exclude).__name__}")
-    if E.shape != (m, n):
-        raise ValueError(f"exclude must have shape {(m, n)}, got {E.shape}")
+    E = exclude.tocsr()  # checked by v.check_pattern
     if not E.has_canonical_format:
         E = E.copy()
         E.sum_duplicates()  # sorts the indices; keeps explicitly stored zeros (the pattern)
@@ -166,31 +143,26 @@ def _exclusion(exclude: Any, m: int, n: int):
 
 
 def dense_topk_cuda(Q: Any, V: Any, k: int, *, exclude: Any = None, metric: str = "dot",
-                    memory_budget: int = 0):
+                    memory_budget: int = 0, checked: bool = False):
     r"""For each row of Q, the k rows of V with the highest score, on the GPU: ``(indices, scores)``.
 
     Scores: ``dot`` :math:`\langle q_i, v_j \rangle`; ``cosine`` the same on unit rows.
     int64 indices and float32 scores, m x k, best first, ties by smaller index, padded with
     -1 / -inf; ``exclude`` (m x n sparse) lists items a row must never return. Computed in
-    float32 (float64 inputs are rounded to float32). Any k.
+    float32 (float64 inputs are rounded to float32). Any k. The arguments follow the rules of
+    :func:`recforge.kernels.dense.check_dense_arguments` (``checked=True``: already checked).
     """
+    from recforge.kernels.dense import check_dense_arguments
+
     k = v.check_positive_int(k, "k")
-    if metric not in ("dot", "cosine"):
-        raise ValueError(f"metric must be one of ('dot', 'cosine'), got {metric!r}")
-    check_dense(Q, "Q")
-    check_dense(V, "V")
-    if Q.shape[1] != V.shape[1]:
-        raise ValueError(f"Q and V must have the same number of columns, got {Q.shape[1]} and {V.shape[1]}")
-    if metric == "dot" and Q.shape[1] * _max_abs(Q) * _max_abs(V) >= _FLOAT32_MAX:
-        # |<q, v>| <= d max|q| max|v|; the kernel sums in float32 (the CPU kernel's rule).
-        raise ValueError("Q and V hold values so large that inner products may overflow float32 scores; "
-                         "rescale them (or use metric='cosine')")
+    if not checked:
+        check_dense_arguments(Q, V, k, metric, exclude)
     _require_cuda(Q, V, exclude)
     from recforge import _cuda
 
     place = Placement(Q, V, exclude)
     m, n, d = int(Q.shape[0]), int(V.shape[0]), int(Q.shape[1])
-    _check_index_range((m, n, d), "Q or V")
+    v.check_index_range((m, n, d), "Q or V")
     ex_p, ex_i = _exclusion(exclude, m, n)
     kk = min(k, n)
     xp = place.namespace()
@@ -201,31 +173,15 @@ def dense_topk_cuda(Q: Any, V: Any, k: int, *, exclude: Any = None, metric: str 
     q, vv = place.stage(Q, np.float32), place.stage(V, np.float32)
     sp_, si = place.stage(ex_p, np.int64), place.stage(ex_i, np.int64)
     out_i, out_s = place.empty((m, kk), np.int64), place.empty((m, kk), np.float32)
-    _cuda.dense_topk(q.ptr, vv.ptr, m, n, d, kk, sp_.ptr, si.ptr, out_i.ptr, out_s.ptr, place.device,
-                     place.stream, scratch_budget(memory_budget))
+    _cuda.dense_topk(q=q.ptr, v=vv.ptr, m=m, n=n, d=d, k=kk, excl_indptr=sp_.ptr, excl_indices=si.ptr,
+                     out_indices=out_i.ptr, out_scores=out_s.ptr, device=place.device, stream=place.stream,
+                     memory_budget=scratch_budget(memory_budget))
     indices, scores = place.result(out_i), place.result(out_s)
     if kk < k:
         pad_i, pad_s = _padded(xp, place, m, k - kk)
         indices = xp.concatenate([indices, pad_i], 1) if xp.__name__ != "torch" else xp.cat([indices, pad_i], 1)
         scores = xp.concatenate([scores, pad_s], 1) if xp.__name__ != "torch" else xp.cat([scores, pad_s], 1)
     return indices, scores
-
-
-def _max_abs(x: Any) -> float:
-    """The largest absolute value of a host or device array (0 when it is empty)."""
-    if is_torch(x):
-        t = x.detach()
-        t = t if t.is_floating_point() else t.double()
-        return float(t.abs().max()) if t.numel() else 0.0
-    if on_device(x):
-        from recforge.kernels._cuda_arrays import as_cupy
-
-        a = as_cupy(x)
-    else:
-        a = np.asarray(x)
-    if a.dtype.kind != "f":
-        a = a.astype(np.float64)
-    return float(abs(a).max()) if a.size else 0.0
 
 
 def _as_float32(x: Any):
@@ -249,7 +205,8 @@ def _padded(xp, place: Placement, m: int, width: int):
 # -- spmm / propagate ------------------------------------------------------------------------------
 
 def _graph_operands(A: Any, X: Any, name_x: str):
-    """Validated CSR A (host scipy or cupyx) and dense X, their common float dtype, and shapes."""
+    """Canonical CSR A (host scipy or cupyx) and the common float dtype of A and X (the rules
+    were checked by :func:`recforge.kernels.graph.check_graph_operands`)."""
     x_dtype = check_dense(X, name_x)
     if is_cupy_sparse(A):
         A = A.tocsr()
@@ -262,58 +219,53 @@ def _graph_operands(A: Any, X: Any, name_x: str):
         if A.nnz and not bool(cupy.isfinite(A.data).all()):
             raise ValueError("A contains NaN or infinite values")
     else:
-        A = v.as_csr(A, "A")
+        A = v.as_csr(A, "A", check_input=False)
         a_dtype = A.dtype
     dtype = v.common_value_dtype(a_dtype, x_dtype)
-    _check_index_range(A.shape, "A")
+    v.check_index_range(A.shape, "A")
     return A, dtype
 
 
-def _stage_csr(place: Placement, A: Any, dtype: np.dtype):
-    return place.stage(A.indptr, np.int64), place.stage(A.indices, np.int32), place.stage(A.data, dtype)
-
-
-def spmm_cuda(A: Any, B: Any):
-    """:math:`Y = A B` on the GPU for a sparse A (rows x cols) and a dense B (cols x d)."""
-    A, dtype = _graph_operands(A, B, "B")
-    if A.shape[1] != B.shape[0]:
-        raise ValueError(f"A has {A.shape[1]} columns but B has {B.shape[0]} rows")
-    _require_cuda(A, B)
+def _run_graph_kernel(A: Any, X: Any, name_x: str, weights: list[float] | None):
+    """spmm (weights None) or propagate on the GPU, for checked operands."""
+    A, dtype = _graph_operands(A, X, name_x)
+    _require_cuda(A, X)
     from recforge import _cuda
 
-    place = Placement(A, B)
-    rows, d = int(A.shape[0]), int(B.shape[1])
-    ap, ai, ad = _stage_csr(place, A, dtype)
-    b = place.stage(B, dtype)
-    y = place.empty((rows, d), dtype)
-    _cuda.spmm(ap.ptr, ai.ptr, ad.ptr, rows, int(A.shape[1]), b.ptr, d, y.ptr, dtype == np.float64,
-               place.device, place.stream)
-    return place.result(y)
+    place = Placement(A, X)
+    rows, d = int(A.shape[0]), int(X.shape[1])
+    ap, ai = place.stage(A.indptr, np.int64), place.stage(A.indices, np.int32)
+    ad, x = place.stage(A.data, dtype), place.stage(X, dtype)
+    out = place.empty((rows, d), dtype)
+    csr = dict(indptr=ap.ptr, indices=ai.ptr, data=ad.ptr, rows=rows, d=d, f64=dtype == np.float64,
+               device=place.device, stream=place.stream)
+    if weights is None:
+        _cuda.spmm(**csr, cols=int(A.shape[1]), b=x.ptr, y=out.ptr)
+    else:
+        _cuda.propagate(**csr, e=x.ptr, weights=weights, out=out.ptr)
+    return place.result(out)
 
 
-def propagate_cuda(A: Any, E: Any, layers: int, combine: Any = "mean"):
+def spmm_cuda(A: Any, B: Any, *, checked: bool = False):
+    """:math:`Y = A B` on the GPU for a sparse A (rows x cols) and a dense B (cols x d)."""
+    if not checked:
+        from recforge.kernels.graph import check_graph_operands
+
+        check_graph_operands(A, B, "B", square=False)
+    return _run_graph_kernel(A, B, "B", None)
+
+
+def propagate_cuda(A: Any, E: Any, layers: int, combine: Any = "mean", *, checked: bool = False):
     r"""LightGCN propagation on the GPU: :math:`E_0 = E,\ E_{l+1} = A E_l`, combined as
     :math:`\sum_l w_l E_l` (``mean``: :math:`w_l = 1/(L+1)`, ``sum``: 1, ``last``: only :math:`E_L`,
     or L + 1 explicit weights). A is square (n x n), E is n x d."""
     layers = v.check_int(layers, "layers", 0)
     weights = combine_weights(combine, layers)
-    A, dtype = _graph_operands(A, E, "E")
-    if A.shape[0] != A.shape[1]:
-        raise ValueError(f"A must be square for propagate, got shape {A.shape}")
-    if A.shape[1] != E.shape[0]:
-        raise ValueError(f"A has {A.shape[1]} columns but E has {E.shape[0]} rows")
-    _require_cuda(A, E)
-    from recforge import _cuda
+    if not checked:
+        from recforge.kernels.graph import check_graph_operands
 
-    place = Placement(A, E)
-    rows, d = int(A.shape[0]), int(E.shape[1])
-    ap, ai, ad = _stage_csr(place, A, dtype)
-    e = place.stage(E, dtype)
-    out = place.empty((rows, d), dtype)
-    _cuda.propagate(ap.ptr, ai.ptr, ad.ptr, rows, e.ptr, d, weights, out.ptr, dtype == np.float64,
-                    place.device, place.stream)
-    return place.result(out)
+        check_graph_operands(A, E, "E", square=True)
+    return _run_graph_kernel(A, E, "E", weights)
 
 
-__all__ = ["similarity_core_cuda", "similarity_topk_cuda", "dense_topk_cuda", "spmm_cuda",
-           "propagate_cuda"]
+__all__ = ["similarity_core_cuda", "dense_topk_cuda", "spmm_cuda", "propagate_cuda"]

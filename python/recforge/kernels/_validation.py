@@ -2,29 +2,93 @@
 
 The compiled core trusts what leaves this module: canonical CSR (sorted, duplicate-free
 indices, no explicit zeros), finite values, float32/float64 data, int32/int64 indices.
+
+Sparse inputs are checked for structure before anything reads them (:func:`check_sparse_structure`):
+``indptr`` has rows + 1 entries, starts at 0, never decreases and ends within the stored
+entries; every index lies in [0, columns). The check is vectorised, O(nnz), and copies nothing.
+A malformed matrix raises ValueError naming the array (``X.indptr``, ``exclude.indices``), never
+reaching code that would read or write out of bounds. Kernels take ``check_input=False`` to skip
+it for inputs the caller has already validated (a wrong promise may then crash the process).
 """
 from __future__ import annotations
 
-import operator
+import os
 from typing import Any
 
 import numpy as np
 import scipy.sparse as sp
 
+from recforge.backend import check_int
+
 VALUE_DTYPES = (np.float32, np.float64)
+INT32_MAX = int(np.iinfo(np.int32).max)
+FLOAT32_MAX = float(np.finfo(np.float32).max)
+COMBINE_MODES = ("mean", "sum", "last")
+
+__all__ = ["check_int", "check_positive_int", "check_non_negative_float", "check_compressed",
+           "check_sparse_structure", "as_csr", "as_pattern", "as_dense", "combine_weights"]
 
 
-def check_int(value: Any, name: str, minimum: int) -> int:
-    """An integer >= minimum (bools and floats are rejected)."""
-    if isinstance(value, (bool, np.bool_)):
-        raise TypeError(f"{name} must be an integer, got bool")
-    try:
-        value = operator.index(value)
-    except TypeError:
-        raise TypeError(f"{name} must be an integer, got {type(value).__name__}") from None
-    if value < minimum:
-        raise ValueError(f"{name} must be >= {minimum}, got {value}")
-    return value
+def check_index_array(a: Any, name: str) -> None:
+    """A 1-D array of integers (the ``indptr`` / ``indices`` of a sparse matrix)."""
+    if getattr(a, "ndim", None) != 1:
+        raise ValueError(f"{name} must be a 1-D array, got {getattr(a, 'ndim', type(a).__name__)} dimensions")
+    if a.dtype.kind not in "iu":
+        raise TypeError(f"{name} must hold integers, got dtype {a.dtype}")
+
+
+def check_compressed(indptr: Any, indices: Any, n_values: int, major: int, minor: int, name: str,
+                     axis_names: tuple[str, str] = ("rows", "columns")) -> None:
+    """The structure of a compressed sparse matrix (CSR: major = rows, minor = columns).
+
+    Works on numpy and cupy arrays alike (only array methods are used). O(major + nnz), no copy.
+    """
+    check_index_array(indptr, f"{name}.indptr")
+    check_index_array(indices, f"{name}.indices")
+    if indptr.shape[0] != major + 1:
+        raise ValueError(f"{name}.indptr must have {major + 1} entries ({axis_names[0]} + 1), got {indptr.shape[0]}")
+    first, nnz = int(indptr[0]), int(indptr[-1])
+    if first != 0:
+        raise ValueError(f"{name}.indptr must start at 0, got {first}")
+    stored = min(int(indices.shape[0]), int(n_values))
+    if nnz < 0 or nnz > stored:
+        raise ValueError(f"{name}.indptr ends at {nnz}, outside the {stored} stored entries of "
+                         f"{name}.indices and {name}.data")
+    if major > 1 and bool((indptr[1:] < indptr[:-1]).any()):
+        raise ValueError(f"{name}.indptr must not decrease")
+    if nnz:
+        used = indices[:nnz]
+        low, high = int(used.min()), int(used.max())
+        if low < 0 or high >= minor:
+            bad = low if low < 0 else high
+            raise ValueError(f"{name}.indices must lie in [0, {minor}) (the {axis_names[1]}), found {bad}")
+
+
+def check_sparse_structure(X: Any, name: str) -> None:
+    """Structural validity of a scipy (or cupyx) sparse matrix before anything reads it.
+
+    CSR, CSC and BSR are checked as compressed matrices and COO by its coordinate ranges; the
+    other formats (LIL, DOK, DIA) only exist as scipy built them and are converted by scipy.
+    """
+    rows, cols = (int(s) for s in X.shape)
+    fmt = X.format
+    if fmt == "csr":
+        check_compressed(X.indptr, X.indices, X.data.shape[0], rows, cols, name)
+    elif fmt == "csc":
+        check_compressed(X.indptr, X.indices, X.data.shape[0], cols, rows, name, ("columns", "rows"))
+    elif fmt == "bsr":
+        R, C = X.blocksize
+        check_compressed(X.indptr, X.indices, X.data.shape[0], rows // R, cols // C, name,
+                         ("block rows", "block columns"))
+    elif fmt == "coo":
+        coords = getattr(X, "coords", None) or (X.row, X.col)
+        for axis, (c, size) in enumerate(zip(coords, (rows, cols))):
+            part = f"{name}.{('row', 'col')[axis]}"
+            check_index_array(c, part)
+            if c.shape[0] != X.data.shape[0]:
+                raise ValueError(f"{part} must have one entry per stored value ({X.data.shape[0]}), got {c.shape[0]}")
+            if c.shape[0] and (int(c.min()) < 0 or int(c.max()) >= size):
+                raise ValueError(f"{part} must lie in [0, {size})")
 
 
 def check_positive_int(value: Any, name: str) -> int:
@@ -57,19 +121,43 @@ def common_value_dtype(*dtypes: np.dtype) -> np.dtype:
     return np.dtype(np.float64) if any(np.dtype(d) == np.float64 for d in dtypes) else np.dtype(np.float32)
 
 
-def as_csr(X: Any, name: str) -> sp.csr_matrix:
-    """A canonical CSR view of a scipy sparse matrix; copies only when the input is not canonical."""
+def check_finite(data: Any, name: str) -> None:
+    """No NaN or infinity among the values (max and min propagate NaN: no boolean temporary)."""
+    if data.shape[0] and not (np.isfinite(data.max()) and np.isfinite(data.min())):
+        raise ValueError(f"{name} contains NaN or infinite values")
+
+
+def as_sparse(X: Any, name: str, check_input: bool = True) -> Any:
+    """X itself when it is a 2-D scipy sparse matrix with a valid structure, else a clear error."""
     if not (sp.issparse(X) and X.ndim == 2):
         if isinstance(X, np.ndarray) or hasattr(X, "__array__"):
             raise TypeError(f"{name} must be a scipy.sparse matrix (got a dense {type(X).__name__}); "
                             f"wrap it with scipy.sparse.csr_matrix")
         raise TypeError(f"{name} must be a 2-D scipy.sparse matrix, got {type(X).__name__}")
+    if check_input:
+        check_sparse_structure(X, name)
+    return X
+
+
+def _trimmed(X: sp.csr_matrix) -> sp.csr_matrix:
+    """X without stored arrays longer than its nnz (scipy allows a tail past ``indptr[-1]``); views."""
+    nnz = int(X.indptr[-1])
+    if X.indices.shape[0] == nnz and X.data.shape[0] == nnz:
+        return X
+    return sp.csr_matrix((X.data[:nnz], X.indices[:nnz], X.indptr), shape=X.shape)
+
+
+def as_csr(X: Any, name: str, check_input: bool = True) -> sp.csr_matrix:
+    """A canonical CSR view of a scipy sparse matrix; copies only when the input is not canonical.
+
+    ``check_input=False`` skips the structural check (the caller promises a valid matrix).
+    """
+    X = as_sparse(X, name, check_input)
     dtype = value_dtype(X.dtype, name)
-    X = X.tocsr() if X.format != "csr" else X
+    X = _trimmed(X.tocsr() if X.format != "csr" else X)
     if X.dtype != dtype:
         X = X.astype(dtype)
-    if not np.all(np.isfinite(X.data)):
-        raise ValueError(f"{name} contains NaN or infinite values")
+    check_finite(X.data, name)
     if not X.has_canonical_format:
         X = X.copy()
         X.sum_duplicates()
@@ -79,17 +167,35 @@ def as_csr(X: Any, name: str) -> sp.csr_matrix:
     return X
 
 
-def as_pattern(E: Any, name: str, shape: tuple[int, int]) -> sp.csr_matrix:
-    """A canonical CSR whose stored pattern (not values) is what matters, of the given shape."""
-    if not (sp.issparse(E) and E.ndim == 2):
+def check_pattern(E: Any, name: str, shape: tuple[int, int], check_input: bool = True) -> None:
+    """E is a scipy or cupyx sparse matrix of the given shape with a valid structure."""
+    if not (sp.issparse(E) or type(E).__module__.startswith("cupyx.scipy.sparse")) or len(E.shape) != 2:
         raise TypeError(f"{name} must be a 2-D scipy.sparse matrix, got {type(E).__name__}")
-    if E.shape != tuple(shape):
-        raise ValueError(f"{name} must have shape {tuple(shape)}, got {E.shape}")
-    E = E.tocsr() if E.format != "csr" else E
+    if tuple(E.shape) != tuple(shape):
+        raise ValueError(f"{name} must have shape {tuple(shape)}, got {tuple(E.shape)}")
+    if check_input:
+        check_sparse_structure(E, name)
+
+
+def as_pattern(E: Any, name: str, shape: tuple[int, int], check_input: bool = True) -> sp.csr_matrix:
+    """A canonical CSR whose stored pattern (not values) is what matters, of the given shape."""
+    check_pattern(E, name, shape, check_input)
+    E = _trimmed(E.tocsr() if E.format != "csr" else E)
     if not E.has_canonical_format:
         E = E.copy()
         E.sum_duplicates()
     return E
+
+
+def check_result_fits(nbytes: int, name: str, what: str) -> None:
+    """A result of ``nbytes`` fits this machine's physical memory (else a ValueError naming ``name``)."""
+    try:
+        memory = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (ValueError, OSError, AttributeError):  # not reported on this platform
+        return
+    if nbytes > memory:
+        raise ValueError(f"{name} asks for {what} of {nbytes / 2 ** 30:.1f} GiB, more than this machine's "
+                         f"{memory / 2 ** 30:.1f} GiB of memory")
 
 
 def with_value_dtype(X: sp.csr_matrix, dtype: np.dtype) -> sp.csr_matrix:
@@ -137,3 +243,31 @@ def as_dense(X: Any, name: str, dtype: np.dtype | None = None) -> np.ndarray:
     if X.size and not (np.isfinite(X.max()) and np.isfinite(X.min())):  # max/min propagate NaN
         raise ValueError(f"{name} contains NaN or infinite values")
     return X
+
+
+def check_index_range(shape: tuple, name: str) -> None:
+    """Every dimension fits int32 (what the CUDA kernels index with)."""
+    if max(shape, default=0) > INT32_MAX:
+        raise ValueError(f"{name} has a dimension above 2**31 - 1, which the CUDA kernels do not support; "
+                         f"use backend='cpu'")
+
+
+def combine_weights(combine: Any, layers: int) -> list[float]:
+    """The per-layer weights w_0..w_L that a propagate ``combine`` argument stands for."""
+    if isinstance(combine, str):
+        if combine == "mean":
+            return [1.0 / (layers + 1)] * (layers + 1)
+        if combine == "sum":
+            return [1.0] * (layers + 1)
+        if combine == "last":
+            return [0.0] * layers + [1.0]
+        raise ValueError(f"combine must be one of {COMBINE_MODES} or a list of layers + 1 weights, got {combine!r}")
+    try:
+        weights = np.asarray(combine, dtype=np.float64)
+    except (TypeError, ValueError):
+        raise TypeError(f"combine must be one of {COMBINE_MODES} or a list of numbers, got {combine!r}") from None
+    if weights.shape != (layers + 1,):
+        raise ValueError(f"combine must hold layers + 1 = {layers + 1} weights, got shape {weights.shape}")
+    if not np.isfinite(weights).all():
+        raise ValueError("combine weights must be finite")
+    return [float(w) for w in weights]

@@ -13,8 +13,8 @@ from recforge.kernels import _validation as v
 
 METRICS = ("dot", "cosine", "jaccard", "pearson", "msd", "adjusted_cosine", "bm25", "tfidf")
 
-# Kernel kinds of the compiled core (recforge/similarity.hpp: Kind).
-_DOT, _JACCARD, _PEARSON, _MSD = 0, 1, 2, 3
+# Kernel kinds of the compiled core, from the one enum it exports (recforge/similarity.hpp: Kind).
+Kind = _core.SimilarityKind
 
 # Bytes the half product may spend on per-thread row buffers before it shares one set of
 # locked buffers between threads instead.
@@ -26,7 +26,7 @@ BM25_B = 0.75
 
 def similarity_topk(X: Any, k: int, Y: Any = None, *, metric: str = "cosine", shrink: float = 0.0,
                     min_support: int = 1, exclude: Any = None, num_threads: int = 0,
-                    backend: str = "auto") -> sp.csr_matrix:
+                    backend: str = "auto", check_input: bool = True) -> sp.csr_matrix:
     r"""For each row of X, the k rows of Y with the highest similarity, as a sparse m x n CSR.
 
     Row i of the result holds at most k entries, stored best first (ties: smaller column
@@ -68,7 +68,16 @@ def similarity_topk(X: Any, k: int, Y: Any = None, *, metric: str = "cosine", sh
     own 2k-entry buffer per row (merged at the end) while that fits
     ``HALF_PRODUCT_PRIVATE_BUDGET`` bytes, else the threads share one set of locked buffers.
     ``num_threads=0`` uses every core; the GIL is released meanwhile. Results do not depend on
-    the thread count. Returns float32 scores, or float64 when X or Y is float64.
+    the thread count. Returns float32 scores, or float64 when X or Y is float64. ``k`` above n
+    is capped at n, and the result rows take memory for what they hold, not for k.
+
+    float32 inputs whose products could overflow float32 (bound: max|x| max|y| times the longest
+    row) are computed in float64 and the scores returned as float32 for the normalised metrics;
+    ``metric="dot"`` raises ValueError for them, since such scores are not representable.
+
+    ``check_input=False`` skips the O(nnz) structural check of X, Y and ``exclude`` (monotone
+    ``indptr`` starting at 0, indices within range): for callers that built or validated the
+    matrices themselves. A malformed matrix may then crash the process.
 
     ``backend="cuda"`` (or ``"auto"`` with cupyx inputs or ``RECFORGE_BACKEND=cuda``) runs the
     same computation on the GPU in row tiles (memory: a tile of dense similarities); cupyx
@@ -86,18 +95,20 @@ def similarity_topk(X: Any, k: int, Y: Any = None, *, metric: str = "cosine", sh
     if device_output:  # operands are prepared on the host, as for the CPU core
         X, Y = _cuda_arrays.to_host_csr(X), _cuda_arrays.to_host_csr(Y)
 
-    X = v.as_csr(X, "X")
+    X = v.as_csr(X, "X", check_input)
     symmetric = Y is None
     if not symmetric:
-        Y = v.as_csr(Y, "Y")
+        Y = v.as_csr(Y, "Y", check_input)
         if X.shape[1] != Y.shape[1]:
             raise ValueError(f"X and Y must have the same number of columns, got {X.shape[1]} and {Y.shape[1]}")
         dtype = v.common_value_dtype(X.dtype, Y.dtype)
         X, Y = v.with_value_dtype(X, dtype), v.with_value_dtype(Y, dtype)
-    m, d = X.shape
+    m = X.shape[0]
     n = m if symmetric else Y.shape[0]
     if exclude is not None:
-        exclude = v.as_pattern(exclude, "exclude", (m, n))
+        exclude = v.as_pattern(exclude, "exclude", (m, n), check_input)
+    # per-row bookkeeping (offsets, counts, scales) and each thread's O(n) accumulator
+    v.check_result_fits(40 * (m + 1) + 24 * threads * n, "X", f"per-row and per-column buffers for {m} x {n}")
     if m == 0 or n == 0 or X.nnz == 0 or (not symmetric and Y.nnz == 0):
         empty = sp.csr_matrix((m, n), dtype=X.dtype)
         if device_output:
@@ -106,16 +117,37 @@ def similarity_topk(X: Any, k: int, Y: Any = None, *, metric: str = "cosine", sh
             return csp.csr_matrix(empty)
         return empty
 
-    X, Y, kind, x_scale, y_scale, x_size, y_size = _prepare(metric, X, None if symmetric else Y, threads)
-    count = kind == _DOT and (shrink > 0 or min_support > 1)
+    X, Y = _drop_empty_columns(X, Y)
+    out_dtype = X.dtype
+    X, Y, kind, x_scale, y_scale, x_size, y_size = _prepare(metric, X, Y, threads)
+    if out_dtype == np.float32 and kind == Kind.dot and _may_overflow_float32(X, Y):
+        if x_scale is None:
+            raise ValueError("X and Y hold values so large that dot products may overflow float32 scores; "
+                             "rescale them, pass float64 matrices, or use a normalised metric such as 'cosine'")
+        X, Y = X.astype(np.float64), (None if Y is None else Y.astype(np.float64))
+        x_scale, y_scale = x_scale.astype(np.float64), y_scale.astype(np.float64)
+    count = kind == Kind.dot and (shrink > 0 or min_support > 1)
     corpus = X if Y is None else Y
+    k = min(k, n)
     if chosen == "cuda":  # Y is transposed on the device
         from recforge.kernels._cuda_dispatch import similarity_core_cuda
 
-        return similarity_core_cuda(
-            X, corpus, kind, count, min(k, n), shrink, float(min_support), x_scale, y_scale, x_size, y_size,
-            symmetric, use_values=kind != _JACCARD, exclude=exclude, device_output=device_output,
+        result = similarity_core_cuda(
+            X, corpus, kind=kind, count=count, k=k, shrink=shrink, min_support=float(min_support),
+            x_scale=x_scale, y_scale=y_scale, x_size=x_size, y_size=y_size, symmetric=symmetric,
+            use_values=kind != Kind.jaccard, exclude=exclude, device_output=device_output,
             wide_indices=v.index_dtype_for(X, corpus, *([] if exclude is None else [exclude])) == np.int64)
+    else:
+        result = _similarity_core_cpu(X, corpus, kind, count, k, shrink, min_support, x_scale, y_scale,
+                                      x_size, y_size, symmetric, exclude, threads)
+    return result if result.dtype == out_dtype else result.astype(out_dtype)
+
+
+def _similarity_core_cpu(X, corpus, kind, count, k, shrink, min_support, x_scale, y_scale, x_size, y_size,
+                         symmetric, exclude, threads) -> sp.csr_matrix:
+    """The compiled CPU core on prepared operands (Y is transposed here)."""
+    m, d = X.shape
+    n = corpus.shape[0]
     Yt = v.transpose_csr(corpus)
     half = symmetric and _half_product_pays(X, Yt, threads)
     idx = v.index_dtype_for(X, Yt, *([] if exclude is None else [exclude]))
@@ -125,14 +157,55 @@ def similarity_topk(X: Any, k: int, Y: Any = None, *, metric: str = "cosine", sh
     # and drop its values when they are all 1 (binary interactions), halving the traffic or more.
     if n <= np.iinfo(np.uint16).max:
         ti = ti.astype(np.uint16)
-    yt_values = None if (kind == _JACCARD or (td.size and np.all(td == 1))) else td
+    yt_values = None if (kind == Kind.jaccard or (td.size and np.all(td == 1))) else td
     ep, ei = (None, None) if exclude is None else v.core_arrays(exclude, idx)[:2]
     indptr, indices, data = _core.similarity_topk(
-        xp, xi, xd, m, d, tp, ti, yt_values, n,
-        kind, count, min(k, n), shrink, float(min_support),
-        x_scale, y_scale, x_size, y_size, half, symmetric and not half, ep, ei, threads,
-        HALF_PRODUCT_PRIVATE_BUDGET)
+        x_indptr=xp, x_indices=xi, x_data=xd, m=m, d=d, yt_indptr=tp, yt_indices=ti, yt_data=yt_values, n=n,
+        kind=kind, count=count, k=k, shrink=shrink, min_support=float(min_support),
+        x_scale=x_scale, y_scale=y_scale, x_size=x_size, y_size=y_size,
+        symmetric=half, exclude_self=symmetric and not half, ex_indptr=ep, ex_indices=ei,
+        num_threads=threads, private_budget=HALF_PRODUCT_PRIVATE_BUDGET)
     return sp.csr_matrix((data, indices, indptr), shape=(m, n))
+
+
+def _drop_empty_columns(X: sp.csr_matrix, Y: sp.csr_matrix | None):
+    """X and Y without the columns neither uses, when those are most of them.
+
+    Columns stored nowhere add nothing to any metric (their per-column statistics are empty),
+    but the transposed operand would hold an offset per column: a matrix of a few entries
+    declaring 2**31 columns would otherwise cost gigabytes.
+    """
+    d = X.shape[1]
+    nnz = X.nnz + (0 if Y is None else Y.nnz)
+    if d <= 4 * nnz + 1024:
+        return X, Y
+    parts = [X] if Y is None else [X, Y]
+    used = np.unique(np.concatenate([P.indices[:P.nnz] for P in parts]))
+    idx = np.int32 if max(used.size, nnz) <= v.INT32_MAX else np.int64
+
+    def compact(P: sp.csr_matrix) -> sp.csr_matrix:
+        cols = np.searchsorted(used, P.indices[:P.nnz]).astype(idx)
+        C = sp.csr_matrix((P.data[:P.nnz], cols, P.indptr.astype(idx)), shape=(P.shape[0], used.size))
+        C.has_canonical_format = True  # the order of the columns is kept
+        return C
+
+    return compact(X), (None if Y is None else compact(Y))
+
+
+def _may_overflow_float32(X: sp.csr_matrix, Y: sp.csr_matrix | None) -> bool:
+    r"""Whether some float32 partial sum of x . y could exceed float32's range.
+
+    :math:`|\sum_{c \le t} x_c y_c| \le \max|x| \max|y| \min(|x|_0, |y|_0)` for every prefix t.
+    """
+    def max_abs(P: sp.csr_matrix) -> float:
+        return max(float(P.data.max()), -float(P.data.min())) if P.nnz else 0.0
+
+    def longest_row(P: sp.csr_matrix) -> int:
+        return int(np.diff(P.indptr).max()) if P.shape[0] else 0
+
+    Y = X if Y is None else Y
+    bound = max_abs(X) * max_abs(Y) * min(longest_row(X), longest_row(Y))
+    return bound >= v.FLOAT32_MAX
 
 
 def _half_product_pays(X: sp.csr_matrix, Xt: sp.csr_matrix, threads: int, ratio: float = 4.0) -> bool:
@@ -141,7 +214,8 @@ def _half_product_pays(X: sp.csr_matrix, Xt: sp.csr_matrix, threads: int, ratio:
     The half product offers every pair to two shared row buffers, so it pays when the
     multiply-adds per row (work) dwarf the pairs they produce (at most min(n, work) per row).
     """
-    work = _core.row_weight_sums(X.indptr, X.indices, np.diff(Xt.indptr).astype(np.float64), threads)
+    work = _core.row_weight_sums(indptr=np.ascontiguousarray(X.indptr), indices=np.ascontiguousarray(X.indices),
+                                 weights=np.diff(Xt.indptr).astype(np.float64), num_threads=threads)
     pairs = np.minimum(work, X.shape[0]).sum()
     return pairs > 0 and work.sum() >= ratio * pairs
 
@@ -150,27 +224,28 @@ def _prepare(metric: str, X: sp.csr_matrix, Y: sp.csr_matrix | None, threads: in
     """Reweighted operands, kernel kind, and per-row scales (1/norm) or sizes for the metric."""
     none = None
     if metric == "dot":
-        return X, Y, _DOT, none, none, none, none
+        return X, Y, Kind.dot, none, none, none, none
     if metric == "pearson":
-        return X, Y, _PEARSON, none, none, none, none
+        return X, Y, Kind.pearson, none, none, none, none
     if metric == "msd":
-        return X, Y, _MSD, none, none, none, none
+        return X, Y, Kind.msd, none, none, none, none
     if metric == "jaccard":
         x_size = np.diff(X.indptr).astype(np.int64)
         y_size = x_size if Y is None else np.diff(Y.indptr).astype(np.int64)
-        return X, Y, _JACCARD, none, none, x_size, y_size
+        return X, Y, Kind.jaccard, none, none, x_size, y_size
     if metric == "adjusted_cosine":
         X, Y = _center_columns(X, Y)
     elif metric in ("tfidf", "bm25"):
         X, Y = _weight_rows(metric, X, Y)
     x_scale = _inverse_norms(X, threads)
     y_scale = x_scale if Y is None else _inverse_norms(Y, threads)
-    return X, Y, _DOT, x_scale, y_scale, none, none
+    return X, Y, Kind.dot, x_scale, y_scale, none, none
 
 
 def _inverse_norms(X: sp.csr_matrix, threads: int) -> np.ndarray:
     """1 / ||row||_2, and 0 for empty rows."""
-    sq = _core.row_square_sums(X.indptr, X.data, threads)
+    sq = _core.row_square_sums(indptr=np.ascontiguousarray(X.indptr), data=np.ascontiguousarray(X.data),
+                               num_threads=threads)
     with np.errstate(divide="ignore"):
         inv = np.where(sq > 0, 1.0 / np.sqrt(sq), 0.0)
     return inv.astype(X.dtype)
