@@ -66,7 +66,8 @@ def _run(arrays, n: int, X, weights: list[float], threads: int):
     if not x.is_contiguous():
         x = x.contiguous()
     indptr, indices, data = arrays
-    out = _core.propagate(indptr, indices, data, n, x.numpy(), weights, threads)
+    out = _core.propagate(indptr=indptr, indices=indices, data=data, rows=n, E=x.numpy(), weights=weights,
+                          num_threads=threads)
     return torch.from_numpy(out)
 
 

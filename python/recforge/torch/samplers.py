@@ -77,7 +77,8 @@ class UniformNegativeSampler:
             raise ValueError(f"users {full[:10].tolist()} have every item positive: no negative to sample")
         seed = int(gen.integers(0, 2**64, dtype=np.uint64))
         threads = self.num_threads if users.size * n_neg >= PARALLEL_MIN_SAMPLES else 1
-        return _core.uniform_negatives(self._indptr, self._indices, self.n_items, users, n_neg, seed, threads)
+        return _core.uniform_negatives(indptr=self._indptr, indices=self._indices, n_items=self.n_items,
+                                       users=users, n_neg=n_neg, seed=seed, num_threads=threads)
 
     def _check_users(self, users: Any) -> np.ndarray:
         users = np.asarray(users)
