@@ -8,8 +8,10 @@ module, so ``recforge info`` stays fast even with torch installed.
 from __future__ import annotations
 
 import importlib.util
+import json
 import platform
 import sys
+from pathlib import Path
 from typing import Any
 
 #: optional library -> the recforge extra that installs it (None: not an extra of recforge)
@@ -54,6 +56,69 @@ def library_status(module: str) -> str:
     return f"yes ({version})" if version else "yes"
 
 
+def wheel_tags(dist: Any) -> list[str]:
+    """The ``Tag:`` lines of a distribution's WHEEL metadata (e.g. ``cp311-cp311-manylinux_2_17_x86_64``)."""
+    text = dist.read_text("WHEEL") or ""
+    return [line.split(":", 1)[1].strip() for line in text.splitlines() if line.startswith("Tag:")]
+
+
+def describe_install(dist: Any, package_file: str) -> str:
+    """How the imported recforge was installed, from the installed distribution's metadata.
+
+    ``dist`` is the ``importlib.metadata`` distribution of recforge (None when there is none) and
+    ``package_file`` the imported ``recforge/__init__.py``. The answer is the wheel's tag(s) for an
+    installed wheel, the tag plus "built from source" when pip built it from a source tree or an
+    sdist (direct_url.json names a folder or an archive that is not a wheel), "editable" for an
+    editable install, and "source build" when recforge is not imported from that distribution.
+    """
+    if dist is None:
+        return f"source build (no installed distribution; imported from {Path(package_file).parent})"
+    direct: dict[str, Any] = {}
+    raw = dist.read_text("direct_url.json")
+    if raw:
+        try:
+            direct = json.loads(raw)
+        except ValueError:
+            direct = {}
+    url = str(direct.get("url", ""))
+    if direct.get("dir_info", {}).get("editable"):
+        return f"editable ({url or 'source tree'})"
+    located = Path(str(dist.locate_file("recforge/__init__.py")))
+    try:
+        same = located.resolve() == Path(package_file).resolve()
+    except OSError:
+        same = False
+    if not same:
+        return f"source build (imported from {Path(package_file).parent}, not from the installed distribution)"
+    tags = ", ".join(wheel_tags(dist)) or "no tag in WHEEL metadata"
+    if "dir_info" in direct or ("archive_info" in direct and not url.endswith(".whl")):
+        return f"{tags} (built from source: {url})"
+    return tags
+
+
+def vendored_libraries(package_file: str) -> list[str]:
+    """Shared libraries that ``auditwheel repair`` grafted into the wheel (``recforge.libs/``)."""
+    libs = Path(package_file).resolve().parent.parent / "recforge.libs"
+    return sorted(p.name for p in libs.iterdir()) if libs.is_dir() else []
+
+
+def install_rows() -> list[tuple[str, Any]]:
+    """The "install" and "vendored" rows of the report."""
+    from importlib import metadata
+
+    import recforge
+
+    try:
+        dist = metadata.distribution("recforge")
+    except metadata.PackageNotFoundError:
+        dist = None
+    rows: list[tuple[str, Any]] = [("install", describe_install(dist, recforge.__file__))]
+    vendored = vendored_libraries(recforge.__file__)
+    if vendored:
+        rows.append(("vendored", ", ".join(vendored)))
+    return rows
+
+
 def describe_device(dev: Any) -> str:
     """One line for a CUDA device: name, compute capability, memory, SMs, whether this build runs on it."""
     if not isinstance(dev, dict):
@@ -83,7 +148,8 @@ def info_sections() -> list[tuple[str, list[tuple[str, Any]]]]:
 
     build = dict(_core.build_info())
     sections = [("recforge", [("version", __version__), ("python", platform.python_version()),
-                              ("platform", platform.platform()), ("core", _core.__file__)]),
+                              ("platform", platform.platform()), ("core", _core.__file__)]
+                 + install_rows()),
                 ("build", [(k, v) for k, v in build.items()])]
     for b in backends():
         rows: list[tuple[str, Any]] = [("usable", "yes" if b.usable else f"no: {b.reason}")]
