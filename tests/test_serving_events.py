@@ -105,3 +105,26 @@ def test_background_partial_fit_is_swapped_in_and_counts_events_once(tmp_path):
             assert [e["item_id"] for e in body["items"]] == want[0].tolist()
             assert np.allclose([e["score"] for e in body["items"]], scores[0], rtol=1e-5)
         assert 'recforge_model_swaps_total{reason="partial_fit"} 1.0' in httpx.get(server.url + "/metrics").text
+
+
+def test_sequence_models_get_events_in_order_through_a_custom_model_import(tmp_path):
+    import os
+
+    from serving_plugin import NextCodes
+
+    from recforge.serving import save_artifact
+
+    inter = small_interactions(0)
+    model = NextCodes().fit(inter)
+    save_artifact(model, tmp_path / "m", training_data=inter)
+    tests_dir = os.path.dirname(os.path.abspath(__file__))
+    env = {"PYTHONPATH": os.pathsep.join(p for p in (tests_dir, os.environ.get("PYTHONPATH")) if p)}
+    with Server(tmp_path / "m", "--import", "serving_plugin", env=env) as server:
+        post_batches(server.url, [[{"user_id": 555, "item_id": 5003}], [{"user_id": 555, "item_id": 5010}],
+                                  [{"user_id": 556, "item_id": 5010}], [{"user_id": 556, "item_id": 5003}]])
+        for user, order in ((555, [5003, 5010]), (556, [5010, 5003])):
+            body = httpx.get(f"{server.url}/v1/recommendations/{user}", params={"n": 3}).json()
+            items, _ = model.recommend([-1], 3, history=[np.array(order)], ids=True)
+            assert [e["item_id"] for e in body["items"]] == items[0].tolist()
+        first = {u: httpx.get(f"{server.url}/v1/recommendations/{u}").json()["items"][0]["item_id"] for u in (555, 556)}
+        assert first[555] != first[556]                     # the order of the events matters

@@ -109,12 +109,15 @@ def serve_command(
     reload_poll_seconds: float = typer.Option(1.0, "--reload-poll-seconds", min=0.0,
                                               help="how often to look for a new artifact version (0: never)"),
     log_level: str = typer.Option("warning", "--log-level", help="uvicorn log level"),
+    imports: Optional[list[str]] = typer.Option(None, "--import",
+                                                help="a module to import first, which registers a custom "
+                                                     "model class (repeatable)"),
 ) -> None:
     """Serve a saved model over HTTP: recommendations, similar items, events, /metrics, /docs."""
     from recforge.cli_commands.serve_command import serve
 
     serve(path, host, port, workers, events_url, max_n, max_body_bytes, partial_fit_events,
-          partial_fit_seconds, reload_poll_seconds, log_level)
+          partial_fit_seconds, reload_poll_seconds, log_level, tuple(imports or ()))
 
 
 def run(argv: list[str]) -> int:

@@ -12,7 +12,7 @@ from recforge.cli_commands.errors import UserError, missing_extra
 
 def serve(path: Path, host: str, port: int, workers: int, events_url: Optional[str], max_n: int,
           max_body_bytes: int, partial_fit_events: int, partial_fit_seconds: float, reload_poll_seconds: float,
-          log_level: str) -> None:
+          log_level: str, imports: tuple = ()) -> None:
     for library in ("fastapi", "uvicorn", "prometheus_client"):
         try:
             __import__(library)
@@ -27,7 +27,11 @@ def serve(path: Path, host: str, port: int, workers: int, events_url: Optional[s
     config = ServeConfig(model_path=str(path), host=host, port=port, workers=workers, events_url=events_url,
                          max_n=max_n, max_body_bytes=max_body_bytes, partial_fit_events=partial_fit_events,
                          partial_fit_seconds=partial_fit_seconds, reload_poll_seconds=reload_poll_seconds,
-                         log_level=log_level).validated()
+                         log_level=log_level, imports=tuple(imports)).validated()
+    try:
+        config.import_plugins()
+    except ImportError as exc:
+        raise UserError(f"--import: cannot import {exc.name}: {exc}") from None
     try:
         artifact = load_artifact(config.model_path)     # refuse a bad artifact before any worker starts
     except (ArtifactError, FileNotFoundError) as exc:

@@ -40,6 +40,15 @@ class ServeConfig:
     partial_fit_seconds: float = 60.0      # ... or this long after the first unfitted event (0: never)
     reload_poll_seconds: float = 1.0       # how often the model folder is checked for a new version
     log_level: str = "warning"
+    imports: tuple = ()                    # modules imported first (they register custom models)
+
+    def import_plugins(self) -> None:
+        """Import ``imports`` (modules that call ``recforge.models.registry.register``), so an
+        artifact of a custom model class can be loaded; artifacts themselves never name modules."""
+        import importlib
+
+        for name in self.imports:
+            importlib.import_module(name)
 
     def validated(self) -> "ServeConfig":
         if not Path(self.model_path).is_dir():
@@ -79,7 +88,9 @@ class ServeConfig:
 
     @classmethod
     def from_json(cls, text: str) -> "ServeConfig":
-        return cls(**json.loads(text))
+        fields = json.loads(text)
+        fields["imports"] = tuple(fields.get("imports", ()))
+        return cls(**fields)
 
     @classmethod
     def from_environment(cls) -> "ServeConfig":

@@ -4,7 +4,9 @@ A known user without new events is one ``model.recommend([code])`` on the stored
 with events since the model was built (or a new user, or an ad-hoc history) is recommended from
 ``history=``: the stored row plus the events' items (values summed), so an event changes the
 very next recommendation without refitting. Items unknown to the model are left out of a
-history (a refit or ``partial_fit`` learns them).
+history (a refit or ``partial_fit`` learns them). Models that require ordered sequences get
+the history as item sequences instead (the stored sequence where the model keeps one, then the
+events oldest first).
 """
 from __future__ import annotations
 
@@ -68,6 +70,25 @@ def _history_rows(served: ServedModel, codes: Sequence[int], extra: Sequence[lis
     return H
 
 
+def _history(served: ServedModel, codes: Sequence[int], extra: Sequence[list[tuple[str, float]]]):
+    """The ``history=`` argument: item sequences for sequence models, else rows (values summed)."""
+    model = served.model
+    if "sequences" not in getattr(model, "requires", ()):
+        return _history_rows(served, codes, extra)
+    stored_of = getattr(model, "_stored_sequences", None)
+    stored = stored_of(np.asarray(codes, dtype=np.int64)) if stored_of is not None else None
+    R = model.user_items_
+    sequences = []
+    for k, (code, pairs) in enumerate(zip(codes, extra)):
+        if stored is not None:
+            base = np.asarray(stored[k], dtype=np.int64)
+        else:
+            base = R.indices[R.indptr[code]:R.indptr[code + 1]].astype(np.int64) if code >= 0 else np.empty(0, np.int64)
+        added = [served.item_codes[i] for i, _ in pairs if i in served.item_codes]
+        sequences.append(np.concatenate([base, np.asarray(added, dtype=np.int64)]))
+    return sequences
+
+
 def recommend_users(served: ServedModel, live: LiveEvents, user_ids: Sequence[Any], n: int,
                     exclude_seen: bool = True, filter_ids: Iterable[Any] = ()) -> list[list[dict]]:
     """Top-n lists for known users (or users with events); UnknownIdError names the others."""
@@ -89,7 +110,7 @@ def recommend_users(served: ServedModel, live: LiveEvents, user_ids: Sequence[An
             out[k] = _scored(served, items[row], scores[row])
     if live_rows:
         sub_codes = [codes[k] for k in live_rows]
-        H = _history_rows(served, sub_codes, [pending[k] for k in live_rows])
+        H = _history(served, sub_codes, [pending[k] for k in live_rows])
         items, scores = model.recommend(np.asarray(sub_codes, dtype=np.int64), n, exclude_seen=exclude_seen,
                                         filter_items=blocked, history=H)
         for row, k in enumerate(live_rows):
@@ -110,7 +131,7 @@ def recommend_history(served: ServedModel, live: LiveEvents, user_id: Any, histo
         text = served.id_text(item)
         if text is not None:
             pairs.append((text, float(value)))
-    H = _history_rows(served, [code], [pairs])
+    H = _history(served, [code], [pairs])
     items, scores = served.model.recommend(np.asarray([code], dtype=np.int64), n, exclude_seen=exclude_seen,
                                            filter_items=_filter_codes(served, filter_ids), history=H)
     return _scored(served, items[0], scores[0])

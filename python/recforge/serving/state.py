@@ -28,6 +28,7 @@ class ServingState:
     @classmethod
     def start(cls, config: ServeConfig) -> "ServingState":
         """Load and verify the model, open the event store, read its events, start the threads."""
+        config.import_plugins()
         metrics = ServerMetrics()
         holder = ModelHolder(config.model_path, config.kernel_threads,
                              on_swap=lambda served, reason: metrics.model_swapped(served.name, served.version, reason))
