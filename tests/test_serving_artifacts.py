@@ -142,3 +142,26 @@ def test_hot_reload_under_a_request_stream_drops_nothing(tmp_path):
         body = httpx.get(server.url + "/v1/recommendations/1005", params={"n": 5}).json()
         assert [e["item_id"] for e in body["items"]] == items[0].tolist()
         assert np.allclose([e["score"] for e in body["items"]], scores[0], rtol=1e-5)
+
+
+def test_importing_serving_pulls_in_no_web_or_sql_library():
+    import subprocess
+    import sys
+
+    code = ("import sys, recforge, recforge.models, recforge.serving, recforge.data.sql; "
+            "print(sorted(m for m in ('fastapi', 'uvicorn', 'sqlalchemy', 'prometheus_client', 'pydantic') "
+            "if m in sys.modules))")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "[]"
+
+
+def test_serve_help_lists_the_options():
+    import subprocess
+    import sys
+
+    done = subprocess.run([sys.executable, "-m", "recforge", "serve", "--help"], capture_output=True, text=True,
+                          timeout=120, env={**__import__("os").environ, "COLUMNS": "200"})
+    assert done.returncode == 0, done.stderr
+    for option in ("--host", "--port", "--workers", "--events-url", "--max-n", "--import"):
+        assert option in done.stdout

@@ -128,3 +128,22 @@ def test_sequence_models_get_events_in_order_through_a_custom_model_import(tmp_p
             assert [e["item_id"] for e in body["items"]] == items[0].tolist()
         first = {u: httpx.get(f"{server.url}/v1/recommendations/{u}").json()["items"][0]["item_id"] for u in (555, 556)}
         assert first[555] != first[556]                     # the order of the events matters
+
+
+def test_a_broken_event_store_fails_writes_with_500_and_readiness_not_reads(tmp_path):
+    folder = make_artifact(tmp_path / "m")
+    store = tmp_path / "events.sqlite3"
+    with Server(folder, "--events-url", f"sqlite:///{store}") as server:
+        post_batches(server.url, [[{"user_id": 1000, "item_id": 5001}]])
+        with sqlite3.connect(store) as conn:
+            conn.execute("DROP TABLE recforge_events")
+        r = httpx.post(server.url + "/v1/events", json={"events": [{"user_id": 1000, "item_id": 5002}]})
+        assert r.status_code == 500
+        assert r.json() == {"error": "internal", "detail": "internal server error"}
+        ready = httpx.get(server.url + "/readyz")
+        assert ready.status_code == 503 and "unreachable" in ready.json()["status"]
+        assert httpx.get(server.url + "/healthz").status_code == 200
+        # recommendations go on from the events read before the failure
+        assert httpx.get(server.url + "/v1/recommendations/1000").status_code == 200
+        assert "recforge_event_sync_failures_total 1.0" in httpx.get(server.url + "/metrics").text
+        assert "no such table" in server.output()          # the cause is logged on the server only

@@ -4,7 +4,8 @@
   ``recforge_request_duration_seconds{route, method}`` (histogram) for every request;
 * ``recforge_model_info{model, version}`` = 1 for the model being served;
 * ``recforge_model_swaps_total{reason}`` (load, reload, partial_fit) and refused versions;
-* ``recforge_events_ingested_total`` — events acknowledged (durably stored).
+* ``recforge_events_ingested_total`` — events acknowledged (durably stored);
+* ``recforge_event_sync_failures_total`` — requests answered while the store could not be read.
 
 With several workers ``recforge serve`` sets ``PROMETHEUS_MULTIPROC_DIR`` and every worker
 writes there, so a scrape of any worker reports the whole server.
@@ -36,6 +37,8 @@ class ServerMetrics:
                                 ["model", "version"], **gauge_kw)
         self.swaps = Counter("recforge_model_swaps", "models put into service, by reason", ["reason"], **kw)
         self.events = Counter("recforge_events_ingested", "events acknowledged (durably stored)", **kw)
+        self.event_sync_failures = Counter("recforge_event_sync_failures",
+                                           "requests answered without reading new events (store failing)", **kw)
         self._shown: tuple[str, str] | None = None
 
     def model_swapped(self, name: str, version: str, reason: str) -> None:

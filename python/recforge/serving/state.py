@@ -24,6 +24,7 @@ class ServingState:
     metrics: ServerMetrics
     fitter: PartialFitter
     started_at: float
+    _last_sync_warning: float = -1e9
 
     @classmethod
     def start(cls, config: ServeConfig) -> "ServingState":
@@ -41,6 +42,18 @@ class ServingState:
         holder.watch(config.reload_poll_seconds)
         fitter.start()
         return state
+
+    def refresh_events(self) -> None:
+        """Read events other workers stored; if the store fails, answer from the events read so
+        far (recommendations keep working while the store is down; /readyz reports it)."""
+        try:
+            self.live.sync()
+        except Exception as exc:
+            self.metrics.event_sync_failures.inc()
+            now = time.monotonic()
+            if now - self._last_sync_warning > 10.0:
+                self._last_sync_warning = now
+                log.warning("cannot read new events from the store (%s); serving without them", exc)
 
     def stop(self) -> None:
         self.holder.stop()

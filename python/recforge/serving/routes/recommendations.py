@@ -32,7 +32,7 @@ def build(config: ServeConfig) -> APIRouter:
                                                                        "(comma-separated and/or repeated)")):
         """The n best items for a user, from the stored history plus the user's events so far."""
         state = request.app.state.serving
-        state.live.sync()
+        state.refresh_events()
         served = state.holder.current
         items = service.recommend_users(served, state.live, [user_id], n, exclude_seen, split_ids(filter))[0]
         return {"user_id": served.public_id(user_id), "items": items, "model_version": served.version}
@@ -43,7 +43,7 @@ def build(config: ServeConfig) -> APIRouter:
         known user_id, that user's stored history and events)."""
         check_n(body.n)
         state = request.app.state.serving
-        state.live.sync()
+        state.refresh_events()
         served = state.holder.current
         items = service.recommend_history(served, state.live, body.user_id,
                                           [(h.item_id, h.value) for h in body.history], body.n,
@@ -57,7 +57,7 @@ def build(config: ServeConfig) -> APIRouter:
         if len(body.user_ids) > config.max_batch_users:
             raise HTTPException(422, f"at most {config.max_batch_users} user_ids per batch, got {len(body.user_ids)}")
         state = request.app.state.serving
-        state.live.sync()
+        state.refresh_events()
         served = state.holder.current
         lists = service.recommend_users(served, state.live, body.user_ids, body.n, body.exclude_seen, body.filter)
         return {"results": [{"user_id": served.public_id(u), "items": items, "model_version": served.version}
