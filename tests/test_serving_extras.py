@@ -4,6 +4,7 @@ store that breaks under a running server."""
 from __future__ import annotations
 
 import sqlite3
+import time
 
 import numpy as np
 
@@ -51,3 +52,38 @@ def test_a_broken_event_store_fails_writes_with_500_and_readiness_not_reads(tmp_
         assert httpx.get(server.url + "/v1/recommendations/1000").status_code == 200
         assert "recforge_event_sync_failures_total 1.0" in httpx.get(server.url + "/metrics").text
         assert "no such table" in server.output()          # the cause is logged on the server only
+
+
+def test_retrain_loop_events_read_back_refit_and_hot_swapped_without_double_counting(tmp_path):
+    """Events -> Interactions.from_sql -> refit on training data + events -> save_artifact with
+    events_upto -> hot reload: the server then answers exactly as the refitted model."""
+    from recforge.data import Interactions
+    from recforge.models import ItemKNN
+    from recforge.serving import save_artifact
+
+    folder = make_artifact(tmp_path / "m", k=10)
+    store = tmp_path / "events.sqlite3"
+    with Server(folder, "--events-url", f"sqlite:///{store}", "--reload-poll-seconds", "0.2",
+                "--partial-fit-events", "0", "--partial-fit-seconds", "0") as server:
+        acknowledged = post_batches(server.url, [[{"user_id": 1001, "item_id": 5000 + j} for j in range(0, 40, 9)],
+                                                 [{"user_id": 770077, "item_id": 5002}]])
+        events = Interactions.from_sql(f"sqlite:///{store}", "SELECT user_id AS user, item_id AS item, value "
+                                                             "FROM recforge_events ORDER BY id")
+        base = small_interactions(0)
+        users = np.r_[base.user_ids[base.users], events.user_ids[events.users]]
+        items = np.r_[base.item_ids[base.items], events.item_ids[events.items]]
+        values = np.r_[base.values, events.values]
+        retrain = Interactions.from_arrays(users, items, values)
+        refitted = ItemKNN(k=10, progress=False, num_threads=1).fit(retrain)
+        old = httpx.get(server.url + "/readyz").json()["model_version"]
+        save_artifact(refitted, folder, training_data=retrain, events_upto=acknowledged[-1]["last_id"])
+        for _ in range(200):
+            if httpx.get(server.url + "/readyz").json()["model_version"] != old:
+                break
+            time.sleep(0.1)
+        for user in (1001, 770077, 1002):
+            body = httpx.get(f"{server.url}/v1/recommendations/{user}", params={"n": 5}).json()
+            want, scores = refitted.recommend([user], 5, ids=True)
+            assert body["model_version"] != old
+            assert [e["item_id"] for e in body["items"]] == want[0].tolist()
+            assert np.allclose([e["score"] for e in body["items"]], scores[0], rtol=1e-5)

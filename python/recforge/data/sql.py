@@ -1,7 +1,8 @@
 """Reading interactions from a SQL database (SQLite, PostgreSQL, anything SQLAlchemy speaks).
 
-    inter = Interactions.from_sql("sqlite:///model/events.sqlite3",
-                                  "SELECT user_id AS user, item_id AS item, value, ts AS timestamp FROM events")
+    inter = Interactions.from_sql("sqlite:///model.events.sqlite3",       # recforge serve's event store
+                                  "SELECT user_id AS user, item_id AS item, value, ts AS timestamp "
+                                  "FROM recforge_events ORDER BY id")
 
 The query's result columns are found by name: ``user`` and ``item`` (required), ``value`` and
 ``timestamp`` (optional; other names via the keyword arguments). Rows keep the query's order.

@@ -9,7 +9,9 @@ reader that sees a new manifest sees complete files — holding:
 * ``training_data``: a fingerprint (SHA-256 over the training interactions' users, items, values
   and timestamps with their id vocabularies, or over the model's training matrix) and its counts;
 * ``metrics``: whatever the caller measured at training time (e.g. ``{"ndcg@10": 0.41}``);
-* ``model``: the registered model name; ``created_at`` (UTC, ISO 8601).
+* ``model``: the registered model name; ``created_at`` (UTC, ISO 8601);
+* ``events_upto``: the id of the last event-store event the training data includes (0: none), so
+  a server adds only later events to the users' histories.
 
 ``load_artifact(path)`` refuses (``ArtifactError``) a folder without a manifest, any file whose
 checksum or size differs, an extra or missing file, a manifest format newer than this recforge
@@ -102,11 +104,13 @@ def fingerprint(training_data: Any = None, model: Any = None) -> dict:
 
 
 def save_artifact(model: Any, path: Any, *, training_data: Any = None,
-                  metrics: Mapping[str, float] | None = None) -> Path:
+                  metrics: Mapping[str, float] | None = None, events_upto: int = 0) -> Path:
     """Save ``model`` to the folder ``path`` with a manifest (see the module docstring)."""
     from recforge import __version__
 
     folder = Path(path)
+    if isinstance(events_upto, bool) or not isinstance(events_upto, (int, np.integer)) or events_upto < 0:
+        raise ValueError(f"events_upto must be an event id >= 0, got {events_upto!r}")
     metrics_doc = {}
     for key, value in dict(metrics or {}).items():
         number = float(value)
@@ -125,6 +129,7 @@ def save_artifact(model: Any, path: Any, *, training_data: Any = None,
         "model": type(model).__name__,
         "created_at": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
         "files": files, "training_data": fingerprint(training_data, model), "metrics": metrics_doc,
+        "events_upto": int(events_upto),
     }
     partial = folder / (MANIFEST_NAME + ".partial")
     with open(partial, "w") as fh:
