@@ -13,27 +13,37 @@ from test_serving_events import post_batches
 
 
 def test_sequence_models_get_events_in_order_through_a_custom_model_import(tmp_path):
+    """The custom class is registered only in the server and in a helper process (registering it
+    here would add it to this process's registry, which other tests enumerate)."""
+    import json
     import os
+    import subprocess
+    import sys
 
-    from serving_plugin import NextCodes
-
-    from recforge.serving import save_artifact
-
-    inter = small_interactions(0)
-    model = NextCodes().fit(inter)
-    save_artifact(model, tmp_path / "m", training_data=inter)
     tests_dir = os.path.dirname(os.path.abspath(__file__))
     env = {"PYTHONPATH": os.pathsep.join(p for p in (tests_dir, os.environ.get("PYTHONPATH")) if p)}
+    orders = {555: [5003, 5010], 556: [5010, 5003]}
+    script = (
+        "import json, sys, numpy as np\n"
+        "from serving_helpers import small_interactions\n"
+        "from serving_plugin import NextCodes\n"
+        "from recforge.serving import save_artifact\n"
+        "inter = small_interactions(0)\n"
+        "model = NextCodes().fit(inter)\n"
+        "save_artifact(model, sys.argv[1], training_data=inter)\n"
+        f"orders = {orders!r}\n"
+        "print(json.dumps({u: model.recommend([-1], 3, history=[np.array(o)], ids=True)[0][0].tolist()\n"
+        "                  for u, o in orders.items()}))\n")
+    done = subprocess.run([sys.executable, "-c", script, str(tmp_path / "m")], capture_output=True, text=True,
+                          timeout=120, env=dict(os.environ, **env))
+    assert done.returncode == 0, done.stderr
+    expected = {int(u): items for u, items in json.loads(done.stdout).items()}
     with Server(tmp_path / "m", "--import", "serving_plugin", env=env) as server:
-        post_batches(server.url, [[{"user_id": 555, "item_id": 5003}], [{"user_id": 555, "item_id": 5010}],
-                                  [{"user_id": 556, "item_id": 5010}], [{"user_id": 556, "item_id": 5003}]])
-        for user, order in ((555, [5003, 5010]), (556, [5010, 5003])):
+        post_batches(server.url, [[{"user_id": u, "item_id": i}] for u in orders for i in orders[u]])
+        for user in orders:
             body = httpx.get(f"{server.url}/v1/recommendations/{user}", params={"n": 3}).json()
-            items, _ = model.recommend([-1], 3, history=[np.array(order)], ids=True)
-            assert [e["item_id"] for e in body["items"]] == items[0].tolist()
-        first = {u: httpx.get(f"{server.url}/v1/recommendations/{u}").json()["items"][0]["item_id"] for u in (555, 556)}
-        assert first[555] != first[556]                     # the order of the events matters
-
+            assert [e["item_id"] for e in body["items"]] == expected[user]
+        assert expected[555][0] != expected[556][0]          # the order of the events matters
 
 def test_a_broken_event_store_fails_writes_with_500_and_readiness_not_reads(tmp_path):
     folder = make_artifact(tmp_path / "m")
