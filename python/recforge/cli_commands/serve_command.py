@@ -1,6 +1,7 @@
 """``recforge serve PATH``: verify the artifact, then run the FastAPI app under uvicorn."""
 from __future__ import annotations
 
+import inspect
 import os
 import sys
 import tempfile
@@ -8,6 +9,9 @@ from pathlib import Path
 from typing import Optional
 
 from recforge.cli_commands.errors import UserError, missing_extra
+
+#: seconds a worker may leave uvicorn's health check unanswered before it is killed and replaced
+WORKER_HEALTHCHECK_SECONDS = 60
 
 
 def serve(path: Path, host: str, port: int, workers: int, events_url: Optional[str], max_n: int,
@@ -47,5 +51,10 @@ def serve(path: Path, host: str, port: int, workers: int, events_url: Optional[s
     print(f"recforge serve: {artifact.manifest.get('model')} version {artifact.version} on http://{host}:{port} "
           f"({n_workers} worker{'s' if n_workers > 1 else ''}; events: {config.resolved_events_url})",
           file=sys.stderr, flush=True)
+    options = {}
+    if "timeout_worker_healthcheck" in inspect.signature(uvicorn.Config).parameters:
+        # uvicorn kills a worker whose health-check thread stays silent this long (default 5 s);
+        # on a busy machine a worker deep in a long request can miss 5 s without being hung
+        options["timeout_worker_healthcheck"] = WORKER_HEALTHCHECK_SECONDS
     uvicorn.run("recforge.serving.app:app_from_environment", factory=True, host=host, port=port,
-                workers=n_workers, log_level=log_level, access_log=False, timeout_graceful_shutdown=10)
+                workers=n_workers, log_level=log_level, access_log=False, timeout_graceful_shutdown=10, **options)
