@@ -46,6 +46,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import REPO, data_root  # noqa: E402
 
 TOP_N = 10
+REQUEST_TIMEOUT = 30.0      # seconds; a request without an answer by then counts as an error
 CONSTANT = [{"item_id": 1000 + k, "score": 1.0 - k / 100} for k in range(TOP_N)]
 
 
@@ -185,8 +186,8 @@ async def _run_load(port: int, payloads: list, seconds: float, connections: int,
                     break
             sent += 1
             try:
-                status = await _request(reader, writer, payloads[k % len(payloads)])
-            except (OSError, asyncio.IncompleteReadError, ValueError):
+                status = await asyncio.wait_for(_request(reader, writer, payloads[k % len(payloads)]), REQUEST_TIMEOUT)
+            except (OSError, asyncio.IncompleteReadError, ValueError, asyncio.TimeoutError):
                 errors += 1
                 writer.close()
                 try:
@@ -286,6 +287,8 @@ def main(argv=None) -> int:
     parser.add_argument("--postgres-url", default=None)
     parser.add_argument("--start-postgres", action="store_true")
     parser.add_argument("--skip-embedding", action="store_true")
+    parser.add_argument("--targets", default="constant,itemknn,embedding,postgresql",
+                        help="which of constant, itemknn (+ SQLite events), embedding, postgresql (events) to run")
     parser.add_argument("--quick", action="store_true", help="2-second runs, one rate")
     parser.add_argument("--out", type=Path, default=None, help="write the results as JSON here")
     args = parser.parse_args(argv)
@@ -298,10 +301,12 @@ def main(argv=None) -> int:
           f"per measurement, load {load_average()}", flush=True)
     with tempfile.TemporaryDirectory(prefix="bench-serving-") as tmp:
         tmp = Path(tmp)
-        targets = [("constant", None, None)]
+        chosen = set(args.targets.split(","))
+        targets = [("constant", None, None)] if "constant" in chosen else []
         path, users = itemknn_artifact(tmp)
-        targets.append(("itemknn", path, users))
-        if not args.skip_embedding:
+        if "itemknn" in chosen:
+            targets.append(("itemknn", path, users))
+        if not args.skip_embedding and "embedding" in chosen:
             path, users = embedding_artifact(tmp)
             targets.append(("embedding", path, users))
         for name, path, users in targets:
@@ -315,7 +320,7 @@ def main(argv=None) -> int:
                 print(f"{name}: FAILED ({exc!r}); server log:\n{(tmp / f'{name}.log').read_text()[-3000:]}")
             finally:
                 stop_server(process)
-        url = postgres_url(args)
+        url = postgres_url(args) if "postgresql" in chosen else None
         if url:
             process, port = start_server("itemknn-pg", str(tmp / "itemknn"), args.workers, tmp / "pg.log",
                                          extra=("--events-url", url))
