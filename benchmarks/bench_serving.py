@@ -2,6 +2,8 @@
 
     python benchmarks/bench_serving.py --workers 2 --seconds 10 --rates 250,500,1000
 
+A script, not a pytest-benchmark suite (collected by benchmarks/conftest.py, it holds no tests).
+
 Serves (each by uvicorn with the same worker count, one process per worker):
 
 * ``itemknn``  — ItemKNN(k=40, cosine) fitted on MovieLens-100K (u.data, implicit counts);
@@ -18,6 +20,7 @@ far cheaper per request than an HTTP library), on the same cores as the servers.
 * open loop at fixed offered rates (``--rates``): requests are due at a constant rate spread
   over the connections; latency is measured from when a request was *due* (not when it could be
   sent), so a server that falls behind shows its queueing delay (no coordinated omission).
+  Sending stops at the end of the window; requests still due then are counted as ``unsent``.
 
 Every answer must be 200 with a non-empty list; anything else counts as an error. Events
 ingestion (``POST /v1/events``, batches of ``--event-batch``) is measured closed-loop against
@@ -42,8 +45,9 @@ from pathlib import Path
 
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import REPO, data_root  # noqa: E402
+sys.path.insert(0, str(Path(__file__).resolve().parent))            # serving_svd_model
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))     # the benchmarks package
+from benchmarks.harness import REPO, data_root  # noqa: E402
 
 TOP_N = 10
 REQUEST_TIMEOUT = 30.0      # seconds; a request without an answer by then counts as an error
@@ -163,19 +167,20 @@ def _post(path: str, body: bytes) -> bytes:
 
 
 async def _run_load(port: int, payloads: list, seconds: float, connections: int, rate: float | None) -> dict:
-    latencies, errors, done = [], 0, 0
+    latencies, errors, done, unsent = [], 0, 0, 0
     start = time.perf_counter() + 0.2
     stop_at = start + seconds
 
     async def connection(index: int):
-        nonlocal errors, done
+        nonlocal errors, done, unsent
         reader, writer = await asyncio.open_connection("127.0.0.1", port)
         k = index
         sent = 0
         while True:
             if rate:
                 due = start + (sent * connections + index) / rate
-                if due >= stop_at:
+                if due >= stop_at or time.perf_counter() >= stop_at:
+                    unsent += due < stop_at and int((stop_at - due) * rate / connections) + 1
                     break
                 delay = due - time.perf_counter()
                 if delay > 0:
@@ -205,7 +210,7 @@ async def _run_load(port: int, payloads: list, seconds: float, connections: int,
     await asyncio.gather(*(connection(i) for i in range(connections)))
     elapsed = max(time.perf_counter() - start, 1e-9)
     lat = np.asarray(latencies) * 1000
-    return {"requests": done, "errors": errors, "seconds": elapsed, "throughput": done / elapsed,
+    return {"requests": done, "errors": errors, "unsent": unsent, "seconds": elapsed, "throughput": done / elapsed,
             "p50_ms": float(np.percentile(lat, 50)) if lat.size else None,
             "p99_ms": float(np.percentile(lat, 99)) if lat.size else None}
 
