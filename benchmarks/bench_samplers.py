@@ -12,7 +12,33 @@ import argparse
 
 import numpy as np
 
-from common import gowalla_train, median_time, print_table
+import os
+import statistics
+import time
+from pathlib import Path
+
+
+def gowalla_train():
+    from recforge import datasets
+
+    root = os.environ.get("RECFORGE_DATA_DIR") or Path(__file__).resolve().parent.parent.parent / "shared" / "data"
+    train, _ = datasets.lightgcn("gowalla", data_dir=root)
+    return train.to_csr()
+
+
+def median_time(fn, repeats):
+    times, out = [], None
+    for _ in range(repeats):
+        t = time.perf_counter()
+        out = fn()
+        times.append(time.perf_counter() - t)
+    return statistics.median(times), out
+
+
+def print_table(rows, columns):
+    print("  ".join(f"{c:>16}" for c in columns))
+    for row in rows:
+        print("  ".join(f"{row[c]:>16}" if not isinstance(row[c], float) else f"{row[c]:16.4f}" for c in columns))
 
 
 class NumpyUniformSampler:

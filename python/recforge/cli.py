@@ -1,4 +1,4 @@
-"""The ``recforge`` command (also ``python -m recforge``): ``info``, ``demo``, ``bench``, ``evaluate``.
+"""The ``recforge`` command (also ``python -m recforge``): ``info``, ``demo``, ``bench``, ``evaluate``, ``serve``.
 
 ``recforge info`` needs numpy and scipy only. The other commands use typer, rich and tqdm
 (``pip install "recforge[cli]"``); without them they print one line saying so and exit 2.
@@ -22,6 +22,7 @@ commands:
   demo      train and compare every model on the bundled MovieLens sample
   bench     benchmark the kernels on every backend and against peer libraries
   evaluate  evaluate one model on one dataset
+  serve     serve a saved model over HTTP (needs recforge[serve])
 
 The commands other than info need: pip install "recforge[cli]"."""
 

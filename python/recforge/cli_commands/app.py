@@ -90,6 +90,36 @@ def bench_command(
     bench(size, dataset, kernels, threads, repeat, warmup, peers, out, data_dir, not no_download, not no_progress)
 
 
+@app.command("serve")
+@report_user_errors
+def serve_command(
+    path: Path = typer.Argument(..., help="the model folder (written by recforge.serving.save_artifact)"),
+    host: str = typer.Option("127.0.0.1", "--host", help="address to listen on"),
+    port: int = typer.Option(8000, "--port", min=1, max=65535, help="TCP port"),
+    workers: int = typer.Option(0, "--workers", min=0, help="worker processes (0: one per core)"),
+    events_url: Optional[str] = typer.Option(None, "--events-url",
+                                             help="postgresql://user@host:port/db (default: a SQLite file "
+                                                  "beside the model folder)"),
+    max_n: int = typer.Option(1000, "--max-n", min=1, help="largest n a request may ask for"),
+    max_body_bytes: int = typer.Option(1_000_000, "--max-body-bytes", min=1, help="largest request body"),
+    partial_fit_events: int = typer.Option(1000, "--partial-fit-events", min=0,
+                                           help="partial_fit after this many new events (0: never)"),
+    partial_fit_seconds: float = typer.Option(60.0, "--partial-fit-seconds", min=0.0,
+                                              help="... or this long after the first new event (0: never)"),
+    reload_poll_seconds: float = typer.Option(1.0, "--reload-poll-seconds", min=0.0,
+                                              help="how often to look for a new artifact version (0: never)"),
+    log_level: str = typer.Option("warning", "--log-level", help="uvicorn log level"),
+    imports: Optional[list[str]] = typer.Option(None, "--import",
+                                                help="a module to import first, which registers a custom "
+                                                     "model class (repeatable)"),
+) -> None:
+    """Serve a saved model over HTTP: recommendations, similar items, events, /metrics, /docs."""
+    from recforge.cli_commands.serve_command import serve
+
+    serve(path, host, port, workers, events_url, max_n, max_body_bytes, partial_fit_events,
+          partial_fit_seconds, reload_poll_seconds, log_level, tuple(imports or ()))
+
+
 def run(argv: list[str]) -> int:
     """Run the app on ``argv`` and return its exit status."""
     try:

@@ -149,6 +149,12 @@ class Interactions:
         return read_parquet(path, user, item, value, timestamp, **kwargs)
 
     @classmethod
+    def from_sql(cls, url: str, query: str, **kwargs: Any) -> "Interactions":
+        """The rows of a SQL query; see :func:`recforge.data.sql.read_sql` (needs SQLAlchemy)."""
+        from recforge.data.sql import read_sql
+        return read_sql(url, query, **kwargs)
+
+    @classmethod
     def _trusted(cls, users: np.ndarray, items: np.ndarray, values: np.ndarray | None,
                  timestamps: np.ndarray | None, user_ids: IdMap, item_ids: IdMap,
                  item_metadata: Any = None) -> "Interactions":
