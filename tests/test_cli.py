@@ -45,7 +45,8 @@ def registered_models() -> list[str]:
     """The built-in models (not classes other test modules register in this process)."""
     from recforge.models import registry
 
-    return [name for name in registry.available() if registry.path_of(name) is not None]
+    return [name for name in registry.available()
+            if registry.path_of(name) is not None and getattr(registry.get(name), "in_demo", True)]
 
 
 # --------------------------------------------------------------------------------------------- info

@@ -172,6 +172,29 @@ def example_users(data: Prepared, score: ModelScore, seed: int = 0, n_users: int
     return out
 
 
+def explain_example(data: Prepared, scores: list[ModelScore], seed: int = 0, n_items: int = 3,
+                    n_words: int = 5) -> dict | None:
+    """Why the best model with an ``explain`` method recommends its top item to the first example
+    user: the history items and words contributing most (contributions sum to the score)."""
+    score = next((s for s in scores if hasattr(s.fitted, "explain")), None)
+    if score is None:
+        return None
+    user = _example_user_codes(data, seed, 1)[0]
+    items, _ = score.fitted.recommend([user], n=1)
+    why = score.fitted.explain(user, int(items[0, 0]))
+    title = item_titles(data.train)
+    return {"model": score.model, "user": _plain(data.train.user_ids[int(user)]), "item": title(int(items[0, 0])),
+            "score": why.score, "items": [(title(int(j)), c) for j, c in why.top_items(n_items)],
+            "words": why.top_features(n_words)}
+
+
+def _example_user_codes(data: Prepared, seed: int, n_users: int) -> np.ndarray:
+    test_csr = data.test.to_csr(values=False)
+    candidates = np.flatnonzero(np.diff(test_csr.indptr))
+    rng = np.random.default_rng(seed)
+    return np.sort(rng.choice(candidates, size=min(n_users, candidates.size), replace=False))
+
+
 def item_titles(inter: Any):
     """code -> display name: the ``title`` metadata column when there is one, else the item id."""
     meta = getattr(inter, "item_metadata", None)

@@ -1,6 +1,7 @@
 """The shared base of the hybrids: components, their full score rows, fusion, save/load.
 
-A hybrid holds component models, fitted or not. ``fit`` fits a fresh copy of each unfitted
+A hybrid holds component models, fitted or not (None: ItemKNN, UserKNN and ContentKNN(tfidf);
+for SwitchingHybrid ItemKNN then ContentKNN). ``fit`` fits a fresh copy of each unfitted
 component (``type(m)(**m.get_params())``) on the same training data and keeps fitted ones as
 they are (they must cover the same users and items); the fitted components are ``models_``.
 
@@ -85,10 +86,15 @@ class BlendRecommender(Recommender):
     _component_params: tuple[str, ...] = ("models",)
 
     # ------------------------------------------------------------------ components
+    def _component_value(self, name: str) -> Any:
+        """The parameter ``name``, or its default components when it is None."""
+        value = getattr(self, name)
+        return default_components()[name] if value is None else value
+
     def _declared(self) -> list[Recommender]:
         out: list[Recommender] = []
         for name in self._component_params:
-            value = getattr(self, name)
+            value = self._component_value(name)
             out.extend(value if isinstance(value, (list, tuple)) else [value])
         return out
 
@@ -145,7 +151,7 @@ class BlendRecommender(Recommender):
         params = self.get_params()
         k = 0
         for name in self._component_params:
-            value = params[name]
+            value = self._component_value(name)
             listed = isinstance(value, (list, tuple))
             refs = []
             for _ in (value if listed else [value]):
@@ -176,6 +182,15 @@ class BlendRecommender(Recommender):
         for m in self.models_:
             if (m.n_users_, m.n_items_) != (self.n_users_, self.n_items_):
                 raise ValueError("a saved component does not cover the hybrid's users and items")
+
+
+def default_components() -> dict[str, Any]:
+    """What a hybrid blends when given no components: neighbourhood CF and TF-IDF content."""
+    from recforge.models.content.contentknn import ContentKNN
+    from recforge.models.neighbourhood.itemknn import ItemKNN
+    from recforge.models.neighbourhood.userknn import UserKNN
+    return {"models": [ItemKNN(k=40, progress=False), UserKNN(k=40, progress=False), ContentKNN()],
+            "primary": ItemKNN(k=40, progress=False), "fallback": ContentKNN()}
 
 
 def check_weights(weights: Sequence[float] | None, n: int, name: str = "weights") -> np.ndarray:

@@ -27,7 +27,7 @@ from recforge.models.training_data import HistoryChunk, TrainingData
 class LearnedHybrid(BlendRecommender):
     """Blend whose weights are learned (module docstring)."""
 
-    def __init__(self, models: Sequence[Recommender] = (), learner: str = "ridge", normalize: str = "minmax",
+    def __init__(self, models: Sequence[Recommender] | None = None, learner: str = "ridge", normalize: str = "minmax",
                  validation_fraction: float = 0.2, candidates: int = 100, max_validation_users: int = 2000,
                  alpha: float = 1.0, seed: int = 0):
         self.models = models

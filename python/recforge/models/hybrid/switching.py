@@ -1,7 +1,7 @@
 r"""SwitchingHybrid: one model for users (and items) with enough interactions, another otherwise.
 
 A user whose history holds fewer than ``min_interactions`` items is scored by ``fallback``
-(e.g. ContentKNN), everyone else by ``primary`` (e.g. ItemKNN). With
+(default ContentKNN), everyone else by ``primary`` (default ItemKNN). With
 ``min_item_interactions > 0``, a primary user's scores are min-max normalised over their
 candidates, and items with fewer training interactions than that take the fallback's min-max
 normalised score instead (content for cold items, collaborative filtering for the rest).
@@ -30,8 +30,6 @@ class SwitchingHybrid(BlendRecommender):
         self.min_item_interactions = min_item_interactions
 
     def _check_params(self) -> None:
-        if self.primary is None or self.fallback is None:
-            raise ValueError("SwitchingHybrid needs both primary and fallback models")
         self._check_components()
         for name in ("min_interactions", "min_item_interactions"):
             value = getattr(self, name)

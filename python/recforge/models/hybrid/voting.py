@@ -17,7 +17,7 @@ from recforge.models.hybrid.fusion import VOTING_METHODS, rank_fusion
 class VotingHybrid(BlendRecommender):
     """Rank-level blend of ``models`` (module docstring)."""
 
-    def __init__(self, models: Sequence[Recommender] = (), method: str = "rrf", k: float = 60.0,
+    def __init__(self, models: Sequence[Recommender] | None = None, method: str = "rrf", k: float = 60.0,
                  weights: Sequence[float] | None = None):
         self.models = models
         self.method = method
@@ -26,7 +26,7 @@ class VotingHybrid(BlendRecommender):
 
     def _check_params(self) -> None:
         self._check_components()
-        check_weights(self.weights, len(self.models))
+        check_weights(self.weights, len(self._declared()))
         if self.method not in VOTING_METHODS:
             raise ValueError(f"method must be one of {VOTING_METHODS}, got {self.method!r}")
         if not (isinstance(self.k, (int, float)) and self.k >= 0):
@@ -34,5 +34,5 @@ class VotingHybrid(BlendRecommender):
 
     def _fused(self, codes, history) -> Any:
         blocks = [self._scores_of(m, codes, history) for m in self.models_]
-        return rank_fusion(blocks, candidates_of(history), check_weights(self.weights, len(self.models)),
+        return rank_fusion(blocks, candidates_of(history), check_weights(self.weights, len(self._declared())),
                            self.method, float(self.k))

@@ -17,7 +17,7 @@ from recforge.models.hybrid.fusion import NORMALIZATIONS, weighted_fusion
 class WeightedHybrid(BlendRecommender):
     """Score-level blend of ``models`` (module docstring)."""
 
-    def __init__(self, models: Sequence[Recommender] = (), weights: Sequence[float] | None = None,
+    def __init__(self, models: Sequence[Recommender] | None = None, weights: Sequence[float] | None = None,
                  normalize: str = "minmax"):
         self.models = models
         self.weights = weights
@@ -25,12 +25,12 @@ class WeightedHybrid(BlendRecommender):
 
     def _check_params(self) -> None:
         self._check_components()
-        check_weights(self.weights, len(self.models))
+        check_weights(self.weights, len(self._declared()))
         if self.normalize not in NORMALIZATIONS:
             raise ValueError(f"normalize must be one of {NORMALIZATIONS}, got {self.normalize!r}")
 
     def _blend_weights(self):
-        return check_weights(self.weights, len(self.models))
+        return check_weights(self.weights, len(self._declared()))
 
     def _fused(self, codes, history) -> Any:
         blocks = [self._scores_of(m, codes, history) for m in self.models_]
