@@ -117,6 +117,12 @@ def test_default_demo_prints_leaderboard_with_every_registered_model(default_dem
     assert "Traceback" not in result.stderr
 
 
+def test_default_demo_explains_one_recommendation(default_demo):
+    result, _ = default_demo
+    why = result.stdout.split("Why ContentKNN recommends", 1)[1]
+    assert "liked" in why and "words" in why
+
+
 def test_default_demo_shows_three_users_with_titles(default_demo):
     result, out_dir = default_demo
     examples = result.stdout.split("Example recommendations", 1)[1]

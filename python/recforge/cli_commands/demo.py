@@ -156,9 +156,7 @@ def example_users(data: Prepared, score: ModelScore, seed: int = 0, n_users: int
     """For a few seeded test users: their best-rated train items and the model's top-n, with titles."""
     test_csr = data.test.to_csr(values=False)
     train_csr = data.train.to_csr()
-    candidates = np.flatnonzero(np.diff(test_csr.indptr))
-    rng = np.random.default_rng(seed)
-    users = np.sort(rng.choice(candidates, size=min(n_users, candidates.size), replace=False))
+    users = _example_user_codes(data, seed, n_users)
     items, _ = score.fitted.recommend(users, n=n)
     title = item_titles(data.train)
     out = []
@@ -179,7 +177,7 @@ def explain_example(data: Prepared, scores: list[ModelScore], seed: int = 0, n_i
     score = next((s for s in scores if hasattr(s.fitted, "explain")), None)
     if score is None:
         return None
-    user = _example_user_codes(data, seed, 1)[0]
+    user = _example_user_codes(data, seed, EXAMPLE_USERS)[0]     # the first user of the examples table
     items, _ = score.fitted.recommend([user], n=1)
     why = score.fitted.explain(user, int(items[0, 0]))
     title = item_titles(data.train)

@@ -20,6 +20,9 @@ from recforge.models.hybrid.fusion import normalize_scores
 class SwitchingHybrid(BlendRecommender):
     """Primary/fallback switch by history length (module docstring)."""
 
+    #: the demo shows only the best hybrid of the content benchmark (LearnedHybrid)
+    in_demo = False
+
     _component_params = ("primary", "fallback")
 
     def __init__(self, primary: Recommender | None = None, fallback: Recommender | None = None,

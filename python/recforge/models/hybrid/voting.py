@@ -17,6 +17,9 @@ from recforge.models.hybrid.fusion import VOTING_METHODS, rank_fusion
 class VotingHybrid(BlendRecommender):
     """Rank-level blend of ``models`` (module docstring)."""
 
+    #: the demo shows only the best hybrid of the content benchmark (LearnedHybrid)
+    in_demo = False
+
     def __init__(self, models: Sequence[Recommender] | None = None, method: str = "rrf", k: float = 60.0,
                  weights: Sequence[float] | None = None):
         self.models = models

@@ -17,6 +17,9 @@ from recforge.models.hybrid.fusion import NORMALIZATIONS, weighted_fusion
 class WeightedHybrid(BlendRecommender):
     """Score-level blend of ``models`` (module docstring)."""
 
+    #: the demo shows only the best hybrid of the content benchmark (LearnedHybrid)
+    in_demo = False
+
     def __init__(self, models: Sequence[Recommender] | None = None, weights: Sequence[float] | None = None,
                  normalize: str = "minmax"):
         self.models = models
