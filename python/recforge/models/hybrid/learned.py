@@ -18,7 +18,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from recforge.models.base import Recommender
-from recforge.models.hybrid.blend import BlendRecommender, candidates_of, fresh_copy
+from recforge.models.hybrid.blend import BlendRecommender, candidates_of, component_scores, fresh_copy
 from recforge.models.hybrid.fusion import NORMALIZATIONS, normalize_scores, weighted_fusion
 from recforge.models.hybrid.learners import LEARNERS, learn_weights
 from recforge.models.training_data import HistoryChunk, TrainingData
@@ -103,14 +103,7 @@ class LearnedHybrid(BlendRecommender):
             block = users[start:start + step]
             chunk = HistoryChunk(block, base.user_items_[block], from_caller=False)
             cand = candidates_of(chunk)
-            raw = [m.recommend(block, n=base.n_items_, exclude_seen=False) for m in fitted]
-            S = []
-            for items, scores in raw:
-                dense = np.zeros((block.size, base.n_items_))
-                rows = np.repeat(np.arange(block.size), items.shape[1]).reshape(items.shape)
-                ok = items >= 0
-                dense[rows[ok], items[ok]] = scores[ok]
-                S.append(dense)
+            S = [component_scores(m, block, chunk, base.n_items_) for m in fitted]
             pool = np.zeros_like(cand)
             for dense in S:
                 masked = np.where(cand, dense, -np.inf)
