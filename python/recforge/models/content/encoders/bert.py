@@ -81,10 +81,13 @@ class BertEncoder(Encoder):
         return np.concatenate(parts).astype(np.float32) if parts else np.zeros((0, dim), np.float32)
 
     def version(self) -> str:
-        st = require_text("sentence_transformers", "the bert encoder")
+        try:                  # read without importing sentence-transformers (and torch): a cache hit stays cheap
+            st_version = importlib.metadata.version("sentence-transformers")
+        except importlib.metadata.PackageNotFoundError:
+            raise ImportError(f"the bert encoder needs sentence-transformers: {TEXT_EXTRA}") from None
         if self.model_path is None:
             weights = f"{MODEL_DISTRIBUTION}-{importlib.metadata.version(MODEL_DISTRIBUTION)}"
         else:
             cfg = Path(self.model_path) / "config.json"
             weights = f"{Path(self.model_path).resolve()}:{cfg.stat().st_mtime_ns if cfg.exists() else 0}"
-        return f"bert {weights} sentence-transformers-{st.__version__}"
+        return f"bert {weights} sentence-transformers-{st_version}"
