@@ -3,6 +3,5 @@
 Nothing here imports scikit-learn, gensim or sentence-transformers until an encoder is used.
 """
 from recforge.models.content.contentknn import ContentKNN
-from recforge.models.content.explanation import Explanation
 
-__all__ = ["ContentKNN", "Explanation"]
+__all__ = ["ContentKNN"]

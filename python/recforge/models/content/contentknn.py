@@ -31,8 +31,7 @@ import scipy.sparse as sp
 from recforge.data.idmap import IdMap
 from recforge.kernels import dense_topk, similarity_topk
 from recforge.kernels import _validation as v
-from recforge.models.base import Recommender, ids_of_codes
-from recforge.models.content.explanation import Explanation
+from recforge.models.base import Recommender, check_code_range, ids_of_codes, known_codes
 from recforge.models.content.profiles import PROFILES, profile_weights
 from recforge.models.ranking import PAD_ITEM, PAD_SCORE, complete_sparse_topn
 from recforge.models.training_data import HistoryChunk, TrainingData
@@ -190,13 +189,15 @@ class ContentKNN(Recommender):
     def explain(self, user: Any, item: Any, *, history: Any = None, ids: bool = False) -> Explanation:
         """Why ``item`` scores what it does for ``user``: each history item's contribution
         :math:`w_{uj} s_k(j, i)` and, for word/label vectors with ``k=None``, each word's
-        :math:`p_{ut} x_{it}`; each list sums to the score. ``history``: as in recommend (one row)."""
+        :math:`p_{ut} x_{it}`; each list sums to the score. ``history``: as in recommend (one row).
+        Returns a :class:`recforge.models.explanation.Explanation`."""
+        from recforge.models.explanation import Explanation, ranked
+
         self._require_fitted()
         codes = self._user_codes([user], ids, allow_unknown=history is not None)
         hist = self._history(codes, [user], history, ids)
-        i = int(self.item_ids_.code(item)) if ids else int(item)
-        if not 0 <= i < self.n_items_:
-            raise ValueError(f"item must lie in 0..{self.n_items_ - 1}, got {item!r}")
+        i = int(known_codes(self.item_ids_, [item], "item")[0]) if ids else int(item)
+        check_code_range(np.array([i]), self.n_items_, "item")
         W = self._weights(hist)
         js, ws = W.indices.astype(np.int64), W.data
         if self.k is not None:
@@ -207,22 +208,19 @@ class ContentKNN(Recommender):
         else:
             X = np.asarray(self.item_vectors_, np.float64)
             sims = X[js] @ X[i]
-        contrib = ws * sims
-        order = np.lexsort((js, -np.abs(contrib)))
-        item_labels = ids_of_codes(self.item_ids_, js[order]) if ids else js[order]
-        features = names = None
-        if self.k is None and self._sparse and self._encoder.feature_names() is not None:
+        contributions = ws * sims
+        score = float(contributions.sum())
+        sources, contributions = ranked(js, contributions)
+        labels = ids_of_codes(self.item_ids_, sources) if ids else sources
+        names = features = None
+        vocabulary = self._encoder.feature_names() if self._sparse else None
+        if self.k is None and vocabulary is not None:
             P = sp.csr_matrix(W @ self.item_vectors_.astype(np.float64))
-            xi = self.item_vectors_[i].astype(np.float64)
-            prod = P.multiply(xi).tocsr()
-            prod.eliminate_zeros()
-            terms, values = prod.indices, prod.data
-            t_order = np.lexsort((terms, -np.abs(values)))
-            vocab = self._encoder.feature_names()
-            names = [vocab[t] for t in terms[t_order]]
-            features = values[t_order]
-        return Explanation(score=float(contrib.sum()), items=np.asarray(item_labels), item_contributions=contrib[order],
-                           features=names, feature_contributions=features)
+            product = P.multiply(self.item_vectors_[i].astype(np.float64)).tocsr()
+            terms, features = ranked(product.indices.astype(np.int64), product.data)
+            names = [vocabulary[t] for t in terms]
+        return Explanation(score, items=labels, item_contributions=contributions, features=names,
+                           feature_contributions=features)
 
     # ------------------------------------------------------------------ cold start
     def add_items(self, metadata: Any) -> "ContentKNN":
@@ -263,9 +261,8 @@ class ContentKNN(Recommender):
         self._require_fitted()
         n = v.check_positive_int(n, "n")
         q = np.asarray(items).reshape(-1)
-        q = self.item_ids_.codes(q).astype(np.int64) if ids else q.astype(np.int64)
-        if q.size and (q.min() < 0 or q.max() >= self.n_items_):
-            raise ValueError(f"items must lie in 0..{self.n_items_ - 1}")
+        q = known_codes(self.item_ids_, q, "items") if ids else q.astype(np.int64)
+        check_code_range(q, self.n_items_, "items")
         X = self.item_vectors_
         itself = sp.csr_matrix((np.ones(q.size, np.float32), q, np.arange(q.size + 1)), shape=(q.size, self.n_items_))
         if self._sparse:
