@@ -172,16 +172,26 @@ def example_users(data: Prepared, score: ModelScore, seed: int = 0, n_users: int
 
 def explain_example(data: Prepared, scores: list[ModelScore], seed: int = 0, n_items: int = 3,
                     n_words: int = 5) -> dict | None:
-    """Why the best model with an ``explain`` method recommends its top item to the first example
-    user: the history items and words contributing most (contributions sum to the score)."""
-    score = next((s for s in scores if hasattr(s.fitted, "explain")), None)
-    if score is None:
-        return None
+    """Why a model recommends its top item to the first example user: the history items and
+    words contributing most (contributions sum to the score). The model is the best-ranked one
+    whose explanation names words (a content model), else the best one naming history items."""
     user = _example_user_codes(data, seed, EXAMPLE_USERS)[0]     # the first user of the examples table
-    items, _ = score.fitted.recommend([user], n=1)
-    why = score.fitted.explain(user, int(items[0, 0]))
+    chosen = None
+    for s in scores:
+        if not hasattr(s.fitted, "explain"):
+            continue
+        items, _ = s.fitted.recommend([user], n=1)
+        why = s.fitted.explain(user, int(items[0, 0]))
+        if why.features:
+            chosen = (s, int(items[0, 0]), why)
+            break
+        if chosen is None and len(why.items):
+            chosen = (s, int(items[0, 0]), why)
+    if chosen is None:
+        return None
+    score, item, why = chosen
     title = item_titles(data.train)
-    return {"model": score.model, "user": _plain(data.train.user_ids[int(user)]), "item": title(int(items[0, 0])),
+    return {"model": score.model, "user": _plain(data.train.user_ids[int(user)]), "item": title(item),
             "score": why.score, "items": [(title(int(j)), c) for j, c in why.top_items(n_items)],
             "words": why.top_features(n_words)}
 
