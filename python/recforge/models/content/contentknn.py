@@ -19,6 +19,11 @@ Cold start: every item of the catalogue has a vector, interacted with or not, an
 :meth:`ContentKNN.explain` splits a score into the history items' (and, for word or label
 vectors, the words') contributions, which sum to the score. Dense embeddings are cached on disk
 (:mod:`recforge.models.content.cache`).
+
+``profile="recency"`` reads the order of each history (the training sequences, or the order
+of a ``history=`` list or Interactions); a loaded model keeps no training order, so for stored
+users it then falls back to item code order: pass ``history=`` to recommend by recency after
+``recforge.load``.
 """
 from __future__ import annotations
 
