@@ -182,7 +182,7 @@ class RecommenderContract:
         coo = R.tocoo()
         inter = Interactions.from_arrays(np.char.add("u", coo.row.astype(str)).astype(object),
                                          np.char.add("i", coo.col.astype(str)).astype(object), coo.data)
-        model = self.make_model().fit(inter)
+        model = self.make_model().fit(self.fit_input(inter))
         with pytest.raises(KeyError, match="users.*'nobody'"):
             model.recommend(["u1", "nobody"], ids=True)
         with pytest.raises(KeyError, match="items.*'no-item'"):
