@@ -30,7 +30,7 @@ import time
 import numpy as np
 
 sys.path.insert(0, os.path.dirname(__file__))
-from common import data_root, print_table  # noqa: E402
+from bench_content_common import data_root, print_table  # noqa: E402
 
 import recforge  # noqa: E402
 from recforge.data import split as splits  # noqa: E402

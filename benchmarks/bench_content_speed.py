@@ -30,7 +30,7 @@ import numpy as np
 import scipy.sparse as sp
 
 sys.path.insert(0, os.path.dirname(__file__))
-from common import data_root, measure  # noqa: E402
+from bench_content_common import data_root, measure  # noqa: E402
 
 from recforge.data import IdMap, Interactions  # noqa: E402
 from recforge.models.content import ContentKNN  # noqa: E402

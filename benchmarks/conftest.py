@@ -20,7 +20,8 @@ import pytest
 DEFAULT_SIZES = "tiny,small,ml100k,gowalla"
 #: scripts, not suites: the GPU check's benchmark (no pytest-benchmark on a borrowed GPU machine) and
 #: the responsible-recommendation quality curves (NDCG / diversity / privacy, not timings)
-NOT_SUITES = {"bench_gpu.py", "bench_responsible.py"}
+NOT_SUITES = {"bench_gpu.py", "bench_responsible.py",
+              "bench_content_quality.py", "bench_content_speed.py", "bench_content_common.py"}  # content scripts
 
 
 def pytest_addoption(parser) -> None:
