@@ -174,7 +174,11 @@ def test_learned_hybrid_weights_the_informative_component(learner):
 
 
 # ---------------------------------------------------------------------- contract
-class HybridContract(RecommenderContract):
+class HybridContract:
+    """What the hybrids' contract suites share (a mixin placed before RecommenderContract): data
+    with item metadata, and save/load compared component by component (loaded components are
+    new objects)."""
+
     def fit_input(self, data):
         return with_metadata(data)
 
@@ -202,21 +206,21 @@ def _parts():
     return [ItemKNN(k=10, progress=False), ContentKNN(fields=("title", "genres"))]
 
 
-class TestWeightedHybridContract(HybridContract):
+class TestWeightedHybridContract(HybridContract, RecommenderContract):
     def make_model(self):
         return WeightedHybrid(_parts(), weights=(1.0, 0.5), normalize="zscore")
 
 
-class TestVotingHybridContract(HybridContract):
+class TestVotingHybridContract(HybridContract, RecommenderContract):
     def make_model(self):
         return VotingHybrid(_parts(), method="rrf")
 
 
-class TestLearnedHybridContract(HybridContract):
+class TestLearnedHybridContract(HybridContract, RecommenderContract):
     def make_model(self):
         return LearnedHybrid(_parts(), learner="ridge")
 
 
-class TestSwitchingHybridContract(HybridContract):
+class TestSwitchingHybridContract(HybridContract, RecommenderContract):
     def make_model(self):
         return SwitchingHybrid(ItemKNN(k=10, progress=False), ContentKNN(fields=("title", "genres")), min_interactions=6)
