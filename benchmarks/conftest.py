@@ -20,7 +20,8 @@ import pytest
 DEFAULT_SIZES = "tiny,small,ml100k,gowalla"
 #: scripts, not suites: the GPU check's benchmark (no pytest-benchmark on a borrowed GPU machine) and
 #: the responsible-recommendation quality curves (NDCG / diversity / privacy, not timings)
-NOT_SUITES = {"bench_gpu.py", "bench_responsible.py", "bench_serving.py", "bench_samplers.py"}
+NOT_SUITES = {"bench_gpu.py", "bench_responsible.py", "bench_serving.py", "bench_samplers.py",
+              "bench_content_quality.py", "bench_content_speed.py", "bench_content_common.py"}   # scripts
 
 
 def pytest_addoption(parser) -> None:

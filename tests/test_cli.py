@@ -45,7 +45,8 @@ def registered_models() -> list[str]:
     """The built-in models (not classes other test modules register in this process)."""
     from recforge.models import registry
 
-    return [name for name in registry.available() if registry.path_of(name) is not None]
+    return [name for name in registry.available()
+            if registry.path_of(name) is not None and getattr(registry.get(name), "in_demo", True)]
 
 
 # --------------------------------------------------------------------------------------------- info
@@ -114,6 +115,12 @@ def test_default_demo_prints_leaderboard_with_every_registered_model(default_dem
         assert f" {name} " in board, name
     assert "per-user random holdout" in out and "seed 0" in out
     assert "Traceback" not in result.stderr
+
+
+def test_default_demo_explains_one_recommendation(default_demo):
+    result, _ = default_demo
+    why = result.stdout.split("Why ContentKNN recommends", 1)[1]
+    assert "liked" in why and "words" in why
 
 
 def test_default_demo_shows_three_users_with_titles(default_demo):

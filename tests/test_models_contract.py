@@ -53,13 +53,18 @@ class RecommenderContract:
     def train_matrix(self):
         return random_user_items()
 
+    def fit_input(self, data):
+        """What ``fit`` receives for ``data`` (the users x items CSR, or an Interactions made from
+        it); models that require item metadata or timestamps attach them here."""
+        return data
+
     @pytest.fixture
     def R(self):
         return self.train_matrix()
 
     @pytest.fixture
     def fitted(self, R):
-        return self.make_model().fit(R)
+        return self.make_model().fit(self.fit_input(R))
 
     # ----------------------------------------------------------------- estimator shape
     def test_constructor_only_stores_parameters(self):
@@ -71,7 +76,7 @@ class RecommenderContract:
 
     def test_fit_returns_self_and_learns_state(self, R):
         model = self.make_model()
-        assert model.fit(R) is model
+        assert model.fit(self.fit_input(R)) is model
         assert (model.n_users_, model.n_items_) == R.shape
 
     def test_registered(self):
@@ -86,8 +91,8 @@ class RecommenderContract:
     def test_accepts_interactions_like_csr(self, R):
         coo = R.tocoo()
         inter = Interactions(coo.row, coo.col, coo.data)
-        a = self.make_model().fit(R).recommend(np.arange(R.shape[0]), n=5)
-        b = self.make_model().fit(inter).recommend(np.arange(R.shape[0]), n=5)
+        a = self.make_model().fit(self.fit_input(R)).recommend(np.arange(R.shape[0]), n=5)
+        b = self.make_model().fit(self.fit_input(inter)).recommend(np.arange(R.shape[0]), n=5)
         np.testing.assert_array_equal(a[0], b[0])
         np.testing.assert_allclose(a[1], b[1], rtol=1e-6)
 
@@ -125,7 +130,7 @@ class RecommenderContract:
         R[0, :2] = 0.0
         R = R.tocsr()
         R.eliminate_zeros()
-        model = self.make_model().fit(R)
+        model = self.make_model().fit(self.fit_input(R))
         items, scores = model.recommend([0], n=5)
         assert sorted(items[0, :2]) == [0, 1]
         assert list(items[0, 2:]) == [-1, -1, -1]
@@ -149,7 +154,7 @@ class RecommenderContract:
         uids = np.array([f"u{k}" for k in range(R.shape[0])], dtype=object)
         iids = np.array([f"item-{k}" for k in range(R.shape[1])], dtype=object)
         inter = Interactions.from_arrays(uids[coo.row], iids[coo.col], coo.data)
-        model = self.make_model().fit(inter)
+        model = self.make_model().fit(self.fit_input(inter))
         users = inter.user_ids.to_numpy()[:5]
         by_id, s1 = model.recommend(users, n=4, ids=True)
         codes, s2 = model.recommend(inter.user_ids.codes(users), n=4)
@@ -177,7 +182,7 @@ class RecommenderContract:
         coo = R.tocoo()
         inter = Interactions.from_arrays(np.char.add("u", coo.row.astype(str)).astype(object),
                                          np.char.add("i", coo.col.astype(str)).astype(object), coo.data)
-        model = self.make_model().fit(inter)
+        model = self.make_model().fit(self.fit_input(inter))
         with pytest.raises(KeyError, match="users.*'nobody'"):
             model.recommend(["u1", "nobody"], ids=True)
         with pytest.raises(KeyError, match="items.*'no-item'"):
@@ -227,7 +232,7 @@ class RecommenderContract:
         coo = R.tocoo()
         inter = Interactions.from_arrays(np.char.add("u", coo.row.astype(str)).astype(object),
                                          np.char.add("i", coo.col.astype(str)).astype(object), coo.data)
-        model = self.make_model().fit(inter)
+        model = self.make_model().fit(self.fit_input(inter))
         model.save(tmp_path / "m")
         loaded = recforge.load(tmp_path / "m")
         users = inter.user_ids.to_numpy()[:4]
@@ -313,7 +318,7 @@ class RecommenderContract:
         held = rng.random(coo.nnz) < 0.2
         train = sp.csr_matrix((coo.data[~held], (coo.row[~held], coo.col[~held])), shape=R.shape)
         test = sp.csr_matrix((coo.data[held], (coo.row[held], coo.col[held])), shape=R.shape)
-        model = self.make_model().fit(train)
+        model = self.make_model().fit(self.fit_input(train))
         out = recforge.evaluate(model, train, test, metrics=["ndcg@10", "recall@20"], batch_size=9)
         assert np.all(np.isfinite(out["value"])) and np.all((out["value"] >= 0) & (out["value"] <= 1))
 

@@ -156,9 +156,7 @@ def example_users(data: Prepared, score: ModelScore, seed: int = 0, n_users: int
     """For a few seeded test users: their best-rated train items and the model's top-n, with titles."""
     test_csr = data.test.to_csr(values=False)
     train_csr = data.train.to_csr()
-    candidates = np.flatnonzero(np.diff(test_csr.indptr))
-    rng = np.random.default_rng(seed)
-    users = np.sort(rng.choice(candidates, size=min(n_users, candidates.size), replace=False))
+    users = _example_user_codes(data, seed, n_users)
     items, _ = score.fitted.recommend(users, n=n)
     title = item_titles(data.train)
     out = []
@@ -170,6 +168,39 @@ def example_users(data: Prepared, score: ModelScore, seed: int = 0, n_users: int
         out.append({"user": _plain(data.train.user_ids[int(user)]), "history": [title(int(i)) for i in history],
                     "n_train": int(hi - lo), "recommendations": recs})
     return out
+
+
+def explain_example(data: Prepared, scores: list[ModelScore], seed: int = 0, n_items: int = 3,
+                    n_words: int = 5) -> dict | None:
+    """Why a model recommends its top item to the first example user: the history items and
+    words contributing most (contributions sum to the score). The model is the best-ranked one
+    whose explanation names words (a content model), else the best one naming history items."""
+    user = _example_user_codes(data, seed, EXAMPLE_USERS)[0]     # the first user of the examples table
+    chosen = None
+    for s in scores:
+        if not hasattr(s.fitted, "explain"):
+            continue
+        items, _ = s.fitted.recommend([user], n=1)
+        why = s.fitted.explain(user, int(items[0, 0]))
+        if why.features:
+            chosen = (s, int(items[0, 0]), why)
+            break
+        if chosen is None and len(why.items):
+            chosen = (s, int(items[0, 0]), why)
+    if chosen is None:
+        return None
+    score, item, why = chosen
+    title = item_titles(data.train)
+    return {"model": score.model, "user": _plain(data.train.user_ids[int(user)]), "item": title(item),
+            "score": why.score, "items": [(title(int(j)), c) for j, c in why.top_items(n_items)],
+            "words": why.top_features(n_words)}
+
+
+def _example_user_codes(data: Prepared, seed: int, n_users: int) -> np.ndarray:
+    test_csr = data.test.to_csr(values=False)
+    candidates = np.flatnonzero(np.diff(test_csr.indptr))
+    rng = np.random.default_rng(seed)
+    return np.sort(rng.choice(candidates, size=min(n_users, candidates.size), replace=False))
 
 
 def item_titles(inter: Any):

@@ -6,7 +6,7 @@ from pathlib import Path
 from typing import Any
 
 from recforge.cli_commands.console import stdout_console
-from recforge.cli_commands.demo import METRICS, example_users, run_demo
+from recforge.cli_commands.demo import METRICS, example_users, explain_example, run_demo
 from recforge.cli_commands.errors import UserError
 from recforge.cli_commands.render import examples_table, plain, leaderboard_table, seconds, write_csv, write_json
 
@@ -28,6 +28,13 @@ def demo(dataset: str, models: str | None, out: Path | None, split: str, seed: i
     console.print(leaderboard_table(scores, f"Leaderboard on {data.dataset} (full ranking, sorted by NDCG@10)"))
     best = scores[0]
     console.print(examples_table(example_users(data, best, seed=seed), best.model))
+    why = explain_example(data, scores, seed=seed)
+    if why is not None:
+        console.print(plain(f"Why {why['model']} recommends {why['item']!r} to user {why['user']} (score "
+                            f"{why['score']:.4f}, the sum of every contribution): liked "
+                            + "; ".join(f"{t} ({c:+.4f})" for t, c in why["items"])
+                            + ("; words " + ", ".join(f"{w} ({c:+.4f})" for w, c in why["words"]) if why["words"] else "")),
+                      highlight=False)
     for name, why in skipped:
         console.print(f"skipped {name}: {why}", highlight=False, markup=False)
     if out is not None:

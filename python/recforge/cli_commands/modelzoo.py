@@ -16,11 +16,19 @@ def registered() -> list[str]:
     return registry.available()
 
 
+def demo_models() -> list[str]:
+    """The registered models a default ``recforge demo`` trains: all but those whose class sets
+    ``in_demo = False`` (variants of a model already shown, e.g. the hybrids but the best)."""
+    from recforge.models import registry
+
+    return [n for n in registry.available() if getattr(registry.get(n), "in_demo", True)]
+
+
 def resolve_models(requested: str | None) -> list[str]:
-    """Registry names for a comma-separated, case-insensitive list (None: every registered model)."""
+    """Registry names for a comma-separated, case-insensitive list (None: the demo's models)."""
     names = registered()
     if requested is None or not requested.strip():
-        return names
+        return demo_models()
     by_lower = {n.lower(): n for n in names}
     chosen = []
     for part in requested.split(","):

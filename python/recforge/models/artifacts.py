@@ -108,7 +108,7 @@ def save_model(model: Any, path: Any) -> Path:
             state_doc[key] = {"kind": "value", "value": _jsonable(value)}
     doc = {
         "format": FORMAT, "format_version": FORMAT_VERSION, "recforge_version": __version__,
-        "model": name, "params": _jsonable(model.get_params()),
+        "model": name, "params": _jsonable(_params_to_save(model, folder)),
         "shape": [int(model.n_users_), int(model.n_items_)],
         "id_kinds": {"user": user_kind, "item": item_kind}, "state": state_doc,
         "arrays": {k: {"dtype": a.dtype.str, "shape": list(a.shape), "sha256": _digest(a)} for k, a in arrays.items()},
@@ -117,6 +117,14 @@ def save_model(model: Any, path: Any) -> Path:
         np.savez(fh, **arrays)
     (folder / JSON_NAME).write_text(json.dumps(doc, indent=1))
     return folder
+
+
+def _params_to_save(model: Any, folder: Path) -> dict:
+    """The constructor parameters as saved: models made of models (hybrids) save their parts
+    into the folder and return references to them (``_params_to_save``)."""
+    if hasattr(model, "_params_to_save"):
+        return model._params_to_save(folder)
+    return model.get_params()
 
 
 def load(path: Any):
@@ -131,6 +139,8 @@ def load(path: Any):
         raise ArtifactError(f"{folder / JSON_NAME}: {exc.args[0]}") from None
     params = {k: tuple(v) if isinstance(v, list) else v for k, v in doc["params"].items()}
     try:
+        if hasattr(cls, "_params_from_saved"):   # models made of models (hybrids) load their parts
+            params = cls._params_from_saved(params, folder)
         model = cls(**params)
         model._check_params()
     except (TypeError, ValueError) as exc:

@@ -18,6 +18,11 @@ _PATHS: dict[str, str] = {
     "Random": "recforge.models.popular:Random",
     "ItemKNN": "recforge.models.neighbourhood.itemknn:ItemKNN",
     "UserKNN": "recforge.models.neighbourhood.userknn:UserKNN",
+    "ContentKNN": "recforge.models.content.contentknn:ContentKNN",
+    "WeightedHybrid": "recforge.models.hybrid.weighted:WeightedHybrid",
+    "VotingHybrid": "recforge.models.hybrid.voting:VotingHybrid",
+    "LearnedHybrid": "recforge.models.hybrid.learned:LearnedHybrid",
+    "SwitchingHybrid": "recforge.models.hybrid.switching:SwitchingHybrid",
 }
 
 _CLASSES: dict[str, type[Recommender]] = {}

@@ -1,0 +1,41 @@
+r"""VotingHybrid: rank-level fusion of the components' rankings.
+
+``method="rrf"`` (reciprocal rank fusion): :math:`\sum_m w_m / (k + \mathrm{rank}_m(i))`;
+``method="borda"``: :math:`\sum_m w_m (N - \mathrm{rank}_m(i) + 1)` with N candidate items.
+Ranks are taken among the user's candidate items, ties sharing the average rank
+(:mod:`recforge.models.hybrid.fusion`).
+"""
+from __future__ import annotations
+
+from typing import Any, Sequence
+
+from recforge.models.base import Recommender
+from recforge.models.hybrid.blend import BlendRecommender, candidates_of, check_weights
+from recforge.models.hybrid.fusion import VOTING_METHODS, rank_fusion
+
+
+class VotingHybrid(BlendRecommender):
+    """Rank-level blend of ``models`` (module docstring)."""
+
+    #: the demo shows only the best hybrid of the content benchmark (LearnedHybrid)
+    in_demo = False
+
+    def __init__(self, models: Sequence[Recommender] | None = None, method: str = "rrf", k: float = 60.0,
+                 weights: Sequence[float] | None = None):
+        self.models = models
+        self.method = method
+        self.k = k
+        self.weights = weights
+
+    def _check_params(self) -> None:
+        self._check_components()
+        check_weights(self.weights, len(self._declared()))
+        if self.method not in VOTING_METHODS:
+            raise ValueError(f"method must be one of {VOTING_METHODS}, got {self.method!r}")
+        if not (isinstance(self.k, (int, float)) and self.k >= 0):
+            raise ValueError(f"k must be a number >= 0, got {self.k!r}")
+
+    def _fused(self, codes, history) -> Any:
+        blocks = [self._scores_of(m, codes, history) for m in self.models_]
+        return rank_fusion(blocks, candidates_of(history), check_weights(self.weights, len(self._declared())),
+                           self.method, float(self.k))
