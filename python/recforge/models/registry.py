@@ -18,6 +18,8 @@ _PATHS: dict[str, str] = {
     "Random": "recforge.models.popular:Random",
     "ItemKNN": "recforge.models.neighbourhood.itemknn:ItemKNN",
     "UserKNN": "recforge.models.neighbourhood.userknn:UserKNN",
+    "LightGCN": "recforge.models.graph.lightgcn:LightGCN",
+    "BPRMF": "recforge.models.graph.bprmf:BPRMF",
 }
 
 _CLASSES: dict[str, type[Recommender]] = {}

@@ -32,7 +32,7 @@ class GraphOperator:
     """A symmetric normalised adjacency prepared once for the row-restricted propagation."""
 
     def __init__(self, A: sp.csr_matrix, weights: list[float], num_threads: int, dtype: Any = np.float32,
-                 device: Any = None):
+                 device: Any = None, timer: Any = None):
         self.csr = v.with_value_dtype(A.tocsr(), np.dtype(dtype))
         self.n = self.csr.shape[0]
         self.weights = [float(w) for w in weights]
@@ -40,6 +40,7 @@ class GraphOperator:
         self.threads = int(num_threads)
         self.arrays = v.core_arrays(self.csr, v.index_dtype_for(self.csr))
         self.device = device
+        self.timer = timer
         self._torch_csr = None
         if device is not None and getattr(device, "type", "cpu") != "cpu":
             import torch
@@ -127,11 +128,21 @@ def _function():
             def backward(ctx, grad):
                 (rows,) = ctx.saved_tensors
                 op = ctx.op
-                full = torch.zeros((op.n, grad.shape[1]), dtype=grad.dtype, device=grad.device)
-                full.index_add_(0, rows, grad)
-                if full.device.type != "cpu":
-                    return op.torch_full(full), None, None
-                return torch.from_numpy(op.full(full.numpy())), None, None
+                if op.timer is not None:
+                    with op.timer.section("propagate backward"):
+                        return _backward(op, rows, grad)
+                return _backward(op, rows, grad)
 
         _FUNCTION = PropagateRows
     return _FUNCTION
+
+
+def _backward(op: GraphOperator, rows, grad):
+    """dE = P G with G = grad scattered to ``rows`` (A symmetric, so P is its own transpose)."""
+    import torch
+
+    full = torch.zeros((op.n, grad.shape[1]), dtype=grad.dtype, device=grad.device)
+    full.index_add_(0, rows, grad)
+    if full.device.type != "cpu":
+        return op.torch_full(full), None, None
+    return torch.from_numpy(op.full(full.numpy())), None, None

@@ -1,19 +1,26 @@
-r"""One BPR mini-batch step of LightGCN (or BPR-MF when layers = 0) and where its time goes.
+r"""The BPR training problem of LightGCN (and of BPR-MF, its zero-layer case) for the shared loop.
 
-Loss of a batch B of (user u, positive i, negative j) triples, on the final embeddings
-:math:`F = P E` (see :mod:`._propagation`) and the layer-0 embeddings E:
+One epoch holds as many (user u, positive i, negatives j_1..j_K) samples as there are training
+interactions, in mini-batches B. ``sampling="user"`` (LightGCN's reference implementations):
+u uniform over users with interactions, i uniform over u's items; ``sampling="interaction"``:
+every training pair once, in random order. Negatives are uniform over u's non-interacted items
+(:class:`recforge.torch.samplers.UniformNegativeSampler`).
+
+Loss on the final embeddings :math:`F = P E` (:mod:`._propagation`) and the layer-0 rows E:
 
 .. math::
-    \ell = \frac{1}{|B|} \sum_{(u,i,j) \in B} \operatorname{softplus}(f_u^\top f_j - f_u^\top f_i)
-         + \lambda \frac{1}{2 |B|} \sum_{(u,i,j) \in B} (\|e_u\|^2 + \|e_i\|^2 + \|e_j\|^2)
+    \ell = \frac{1}{|B| K} \sum_{(u,i,j) \in B} \operatorname{softplus}(f_u^\top f_j - f_u^\top f_i)
+         + \lambda \frac{1}{2 |B|} \sum_{u,i,j \in B} (\|e_u\|^2 + \|e_i\|^2 + \sum_k \|e_{j_k}\|^2)
 
-(softplus(x) = -log sigmoid(-x), i.e. :math:`-\log \sigma(f_u^\top f_i - f_u^\top f_j)`; the
-regulariser is LightGCN's, on the layer-0 rows of the batch).
+(BPR, :math:`-\log \sigma(f_u^\top f_i - f_u^\top f_j)`; or ``loss="bce"``: sampled binary
+cross-entropy). The regulariser is LightGCN's: on the layer-0 rows the batch touches.
+
+Where an epoch's time goes is written to the loop's timer: "sample" (batches), "propagate
+forward", "gather+loss", "propagate backward" (inside the loop's "backward"), and the loop's own
+"optimizer".
 """
 from __future__ import annotations
 
-import time
-from collections import defaultdict
 from typing import Any, Iterator
 
 import numpy as np
@@ -22,114 +29,112 @@ import scipy.sparse as sp
 from recforge.kernels import normalize_adjacency
 from recforge.kernels.graph import combine_weights
 from recforge.models.graph._propagation import GraphOperator, propagate_all, propagate_rows
-from recforge.models.graph._sampling import PositiveLookup, sample_negatives
+
+SAMPLINGS = ("user", "interaction")
+LOSSES = ("bpr", "bce")
 
 
-class Sections:
-    """Wall-clock seconds accumulated per named section of an epoch."""
+class BPRGraphProblem:
+    """Embeddings, graph, batches and loss of one LightGCN/BPR-MF training run."""
 
-    def __init__(self):
-        self.seconds: dict[str, float] = defaultdict(float)
-        self._last = time.perf_counter()
-
-    def lap(self, name: str) -> None:
-        now = time.perf_counter()
-        self.seconds[name] += now - self._last
-        self._last = now
-
-    def reset(self) -> dict[str, float]:
-        out = dict(self.seconds)
-        self.seconds = defaultdict(float)
-        self._last = time.perf_counter()
-        return out
-
-
-class BPRGraphTrainer:
-    """Parameters, graph and batch step of LightGCN/BPR-MF training on a users x items matrix."""
-
-    def __init__(self, R: sp.csr_matrix, *, dim: int, layers: int, reg: float, lr: float, batch_size: int,
-                 seed: int, num_threads: int, device: Any, sampling: str = "user", init_std: float = 0.1,
-                 dtype: Any = None):
+    def __init__(self, R: sp.csr_matrix, *, dim: int, layers: int, reg: float, batch_size: int, negatives: int,
+                 loss: str, sampling: str, seed: int, num_threads: int, device: Any, timer: Any,
+                 init_std: float = 0.1, dtype: Any = None):
         import torch
+
+        from recforge.torch.samplers import UniformNegativeSampler
 
         self.torch = torch
         self.R = R.tocsr()
-        self.n_users, self.n_items = R.shape
-        self.layers, self.reg, self.batch_size = int(layers), float(reg), int(batch_size)
-        self.device = torch.device(device)
+        self.n_users, self.n_items = self.R.shape
+        self.layers, self.reg = int(layers), float(reg)
+        self.batch_size, self.negatives = int(batch_size), int(negatives)
+        self.loss_name, self.sampling = loss, sampling
+        self.device, self.timer = device, timer
         self.dtype = dtype or torch.float32
         np_dtype = np.float64 if self.dtype == torch.float64 else np.float32
         self.op = None
         if self.layers > 0:
             self.op = GraphOperator(normalize_adjacency(self.R), combine_weights("mean", self.layers), num_threads,
-                                    np_dtype, self.device)
+                                    np_dtype, device, timer)
         gen = torch.Generator().manual_seed(int(seed))
+        self.module = torch.nn.Module()
         E = torch.randn(self.n_users + self.n_items, dim, generator=gen, dtype=self.dtype) * init_std
-        self.embedding = torch.nn.Parameter(E.to(self.device))
-        self.module = torch.nn.ParameterList([self.embedding])
-        self.lookup = PositiveLookup(self.R)
-        self.pair_users = np.repeat(np.arange(self.n_users, dtype=np.int64), np.diff(self.R.indptr))
-        self.pair_items = self.R.indices.astype(np.int64)
-        self.degrees = np.diff(self.R.indptr).astype(np.int64)
+        self.module.register_parameter("embedding", torch.nn.Parameter(E))
+        self.sampler = UniformNegativeSampler(self.R, seed=seed)
+        self.indptr = self.R.indptr.astype(np.int64)
+        self.degrees = np.diff(self.indptr)
         self.active_users = np.flatnonzero(self.degrees)
-        self.sampling = sampling
-        self.sections = Sections()
+        self.pair_users = np.repeat(np.arange(self.n_users, dtype=np.int64), self.degrees)
+        self.pair_items = self.R.indices.astype(np.int64)
 
-    # -- batches ---------------------------------------------------------------------------
-    def epoch_batches(self, rng: np.random.Generator) -> Iterator[tuple[np.ndarray, np.ndarray, np.ndarray]]:
-        """One epoch = as many (user, positive, negative) triples as training pairs, in batches.
+    @property
+    def embedding(self):
+        return self.module.embedding
 
-        ``sampling="user"`` (LightGCN's reference implementations): each triple's user is drawn
-        uniformly among users with interactions, its positive uniformly among the user's items.
-        ``sampling="interaction"``: every training pair once, in random order. Negatives are
-        uniform over the user's non-interacted items.
-        """
+    # -- batches (numpy) -------------------------------------------------------------------
+    def epoch_batches(self, epoch: int, rng: np.random.Generator) -> Iterator[tuple[np.ndarray, ...]]:
         n = self.pair_users.size
-        if self.sampling == "interaction":
-            order = rng.permutation(n)
+        order = rng.permutation(n) if self.sampling == "interaction" else None
         for start in range(0, n, self.batch_size):
-            size = min(self.batch_size, n - start)
-            if self.sampling == "interaction":
-                take = order[start:start + size]
-                users, pos = self.pair_users[take], self.pair_items[take]
-            else:
-                users = self.active_users[rng.integers(0, self.active_users.size, size=size)]
-                offsets = (rng.random(size) * self.degrees[users]).astype(np.int64)
-                pos = self.pair_items[self.R.indptr[users] + offsets]
-            neg = sample_negatives(self.lookup, users, rng)
-            self.sections.lap("sample")
-            yield users, pos, neg
+            with self.timer.section("sample"):
+                size = min(self.batch_size, n - start)
+                if order is not None:
+                    take = order[start:start + size]
+                    users, pos = self.pair_users[take], self.pair_items[take]
+                else:
+                    users = self.active_users[rng.integers(0, self.active_users.size, size=size)]
+                    offsets = (rng.random(size) * self.degrees[users]).astype(np.int64)
+                    pos = self.pair_items[self.indptr[users] + offsets]
+                neg = self.sampler.sample(users, self.negatives, rng=rng)
+                nodes = np.concatenate([users, pos + self.n_users, neg.reshape(-1) + self.n_users])
+                rows, inverse = np.unique(nodes, return_inverse=True)
+            yield rows, inverse.astype(np.int64), nodes
 
-    # -- loss ------------------------------------------------------------------------------
-    def loss(self, batch) -> Any:
+    # -- loss (torch) ----------------------------------------------------------------------
+    def step(self, batch) -> Any:
         torch = self.torch
-        users, pos, neg = batch
-        nodes = np.concatenate([users, pos + self.n_users, neg + self.n_users])
-        rows, inverse = np.unique(nodes, return_inverse=True)
-        rows_t = torch.from_numpy(rows).to(self.device)
-        inverse_t = torch.from_numpy(inverse).to(self.device)
-        if self.op is None:
-            final = self.embedding[rows_t]
-        else:
-            final = propagate_rows(self.op, self.embedding, rows_t)
-        self.sections.lap("propagate")
-        b = users.size
-        f = final[inverse_t]
-        fu, fi, fj = f[:b], f[b:2 * b], f[2 * b:]
-        bpr = torch.nn.functional.softplus((fu * (fj - fi)).sum(1)).mean()
-        ego = self.embedding[torch.from_numpy(nodes).to(self.device)]
-        loss = bpr + self.reg * 0.5 * ego.pow(2).sum() / b
-        self.sections.lap("gather+loss")
-        return loss
-
-    def backward(self, loss) -> None:
-        loss.backward()
-        self.sections.lap("backward (propagation)")
+        rows, inverse, nodes = batch
+        with self.timer.section("propagate forward"):
+            final = self.embedding[rows] if self.op is None else propagate_rows(self.op, self.embedding, rows)
+        with self.timer.section("gather+loss"):
+            b = inverse.shape[0] // (2 + self.negatives)
+            f = final[inverse]
+            fu, fi, fj = f[:b], f[b:2 * b], f[2 * b:].reshape(b, self.negatives, -1)
+            pos = (fu * fi).sum(1)
+            neg = (fu[:, None, :] * fj).sum(2)
+            if self.loss_name == "bpr":
+                main = torch.nn.functional.softplus(neg - pos[:, None]).mean()
+            else:
+                main = (torch.nn.functional.softplus(-pos) + torch.nn.functional.softplus(neg).sum(1)).mean()
+            ego = self.embedding[nodes]
+            return main + self.reg * 0.5 * ego.pow(2).sum() / b
 
     # -- results ---------------------------------------------------------------------------
-    def final_embeddings(self) -> tuple[np.ndarray, np.ndarray]:
-        """(user vectors, item vectors) of F = P E as float32 numpy arrays."""
+    def final_embeddings(self) -> np.ndarray:
+        """F = P E (all users, then all items) as a float32 numpy array."""
         E = self.embedding.detach()
         F = E if self.op is None else propagate_all(self.op, E)
-        F = F.to("cpu").float().numpy()
-        return np.ascontiguousarray(F[:self.n_users]), np.ascontiguousarray(F[self.n_users:])
+        return np.ascontiguousarray(F.to("cpu").float().numpy())
+
+    def item_fold_in(self) -> np.ndarray:
+        r""":math:`G_i = \sum_{l \ge 1} w_l (A^{l-1} E)_i / \sqrt{d_i}` per item (float32).
+
+        A user u with (binary) history H has :math:`(A^l E)_u = \sum_{i \in H} (A^{l-1} E)_i /
+        \sqrt{|H| d_i}`, so its final vector is :math:`w_0 e_u + |H|^{-1/2} \sum_{i \in H} G_i`.
+        """
+        E = self.embedding.detach().to("cpu").double().numpy()
+        weights = self.op.weights
+        inv_sqrt = np.zeros(self.n_items)
+        np.divide(1.0, np.sqrt(self.degrees_items()), out=inv_sqrt, where=self.degrees_items() > 0)
+        op64 = GraphOperator(self.op.csr, weights, self.op.threads, np.float64)
+        G = np.zeros((self.n_items, E.shape[1]))
+        current = E
+        for layer in range(1, self.layers + 1):
+            G += weights[layer] * current[self.n_users:]
+            if layer < self.layers:
+                current = op64.spmm(current)
+        return (G * inv_sqrt[:, None]).astype(np.float32)
+
+    def degrees_items(self) -> np.ndarray:
+        return np.bincount(self.R.indices, minlength=self.n_items).astype(np.float64)
