@@ -5,12 +5,13 @@ r"""BPR matrix factorisation (Rendle et al., UAI 2009): LightGCN with no propaga
 
 ``history=``: a user seen in training keeps its learned vector (a history then changes only
 what is excluded: nothing is refitted); a user not seen in training gets the mean of its history
-items' vectors (the zero vector for an empty history).
+items' vectors (every history item counts once, as positives do in training) (the zero vector for an empty history).
 """
 from __future__ import annotations
 
 import numpy as np
 
+from recforge.models.base import pattern
 from recforge.models.graph.lightgcn import LightGCN
 from recforge.models.training_data import HistoryChunk
 
@@ -29,7 +30,10 @@ class BPRMF(LightGCN):
                          early_stopping=early_stopping, checkpoint_dir=checkpoint_dir, progress=progress, init_std=init_std)
 
     def _user_vectors(self, codes: np.ndarray, history: HistoryChunk) -> np.ndarray:
-        Q = super()._fold_in(history)  # the mean of the history items' vectors
+        H = pattern(history.rows)  # positives are binary, as in training
+        counts = np.diff(H.indptr).astype(np.float64)
+        scale = np.divide(1.0, counts, out=np.zeros_like(counts), where=counts > 0)
+        Q = ((H @ self.item_factors_.astype(np.float64)) * scale[:, None]).astype(np.float32)
         known = codes >= 0
         Q[known] = self.user_factors_[codes[known]]
         return Q

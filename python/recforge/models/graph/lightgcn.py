@@ -175,8 +175,6 @@ class LightGCN(EmbeddingRecommender):
     # ------------------------------------------------------------------ users from a history
     def _fold_in(self, history: HistoryChunk) -> np.ndarray:
         G = getattr(self, "item_fold_in_", None)
-        if G is None:  # no propagation (layers = 0): the mean of the history items' vectors
-            return super()._fold_in(history)
         H = pattern(history.rows)
         counts = np.diff(H.indptr).astype(np.float64)
         scale = np.divide(1.0, np.sqrt(counts), out=np.zeros_like(counts), where=counts > 0)
