@@ -19,6 +19,9 @@ from recforge.models.training_data import HistoryChunk
 class BPRMF(LightGCN):
     """BPR-MF: LightGCN's trainer with ``layers=0`` (see LightGCN for the parameters)."""
 
+    #: quicker settings for ``recforge demo``
+    demo_params = dict(epochs=20, lr=0.005, batch_size=2048)
+
     def __init__(self, dim: int = 64, lr: float = 1e-3, reg: float = 1e-4, batch_size: int = 2048, epochs: int = 50,
                  negatives: int = 1, loss: str = "bpr", sampling: str = "user", device: str = "auto",
                  num_threads: int = 0, seed: int = 0, validation_metric: str = "ndcg@20", validate_every: int = 1,
