@@ -20,7 +20,7 @@ class BPRMF(LightGCN):
     """BPR-MF: LightGCN's trainer with ``layers=0`` (see LightGCN for the parameters)."""
 
     #: quicker settings for ``recforge demo``
-    demo_params = dict(epochs=20, lr=0.005, batch_size=2048)
+    demo_params = dict(epochs=10, lr=0.01, batch_size=4096)
 
     def __init__(self, dim: int = 64, lr: float = 1e-3, reg: float = 1e-4, batch_size: int = 2048, epochs: int = 50,
                  negatives: int = 1, loss: str = "bpr", sampling: str = "user", device: str = "auto",

@@ -65,7 +65,7 @@ class LightGCN(EmbeddingRecommender):
     """
 
     #: quicker settings for ``recforge demo`` (well under 2 minutes on 2 cores)
-    demo_params = dict(epochs=20, lr=0.005, batch_size=2048)
+    demo_params = dict(epochs=10, lr=0.01, batch_size=4096)
 
     def __init__(self, dim: int = 64, layers: int = 3, lr: float = 1e-3, reg: float = 1e-4, batch_size: int = 2048,
                  epochs: int = 50, negatives: int = 1, loss: str = "bpr", sampling: str = "user",
