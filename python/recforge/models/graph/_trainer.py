@@ -61,7 +61,7 @@ class BPRGraphProblem:
         self.module = torch.nn.Module()
         E = torch.randn(self.n_users + self.n_items, dim, generator=gen, dtype=self.dtype) * init_std
         self.module.register_parameter("embedding", torch.nn.Parameter(E))
-        self.sampler = UniformNegativeSampler(self.R, seed=seed)
+        self.sampler = UniformNegativeSampler(self.R, seed=seed, num_threads=num_threads)
         self.indptr = self.R.indptr.astype(np.int64)
         self.degrees = np.diff(self.indptr)
         self.active_users = np.flatnonzero(self.degrees)
