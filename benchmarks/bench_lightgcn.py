@@ -30,7 +30,7 @@ import time  # noqa: E402
 import numpy as np  # noqa: E402
 import scipy.sparse as sp  # noqa: E402
 
-from common import data_root  # noqa: E402
+from harness import data_root  # noqa: E402
 
 DATASETS = {"ml100k": 1024, "gowalla": 2048}  # name -> batch size of its reference protocol
 

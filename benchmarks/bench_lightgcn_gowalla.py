@@ -19,7 +19,7 @@ import os
 import tempfile
 import time
 
-from common import data_root
+from harness import data_root
 
 PAPER = {"recall@20": 0.1830, "ndcg@20": 0.1554}
 

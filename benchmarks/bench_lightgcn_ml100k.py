@@ -17,7 +17,7 @@ import os
 import tempfile
 import time
 
-from common import data_root
+from harness import data_root
 
 import recforge
 from recforge.data import split
