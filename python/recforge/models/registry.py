@@ -23,6 +23,8 @@ _PATHS: dict[str, str] = {
     "VotingHybrid": "recforge.models.hybrid.voting:VotingHybrid",
     "LearnedHybrid": "recforge.models.hybrid.learned:LearnedHybrid",
     "SwitchingHybrid": "recforge.models.hybrid.switching:SwitchingHybrid",
+    "LightGCN": "recforge.models.graph.lightgcn:LightGCN",
+    "BPRMF": "recforge.models.graph.bprmf:BPRMF",
 }
 
 _CLASSES: dict[str, type[Recommender]] = {}
