@@ -119,18 +119,20 @@ def fixed_negatives(sequences: Sequence[np.ndarray], n_items: int, n_negatives: 
         item_order = flat[np.sort(first)]
     item_order = np.asarray(item_order, dtype=np.int64)
     pool = item_order.size
+    in_pool = np.zeros(max(n_items, int(item_order.max(initial=-1)) + 1), dtype=bool)
+    in_pool[item_order] = True
     rs = np.random.RandomState(seed)
     out = np.full((len(sequences), n_negatives), -1, dtype=np.int64)
     draw = min(n_negatives, pool)
     for u, seq in enumerate(sequences):
         own = np.unique(np.asarray(seq, dtype=np.int64))
-        if pool - np.isin(item_order, own).sum() <= 0:
+        if pool - int(in_pool[own].sum()) <= 0:
             continue
         kept: list[np.ndarray] = []
         total = 0
         while total < n_negatives:
             picked = item_order[rs.choice(pool, draw, replace=False)]
-            picked = picked[~np.isin(picked, own)]
+            picked = picked[~np.isin(picked, own, assume_unique=True)]
             kept.append(picked)
             total += picked.size
         out[u] = np.concatenate(kept)[:n_negatives]
@@ -198,8 +200,10 @@ def full_ranks(model: Any, split: LeaveOneOut, stage: str, seen: str = "exclude"
     k = v.check_positive_int(k, "k")
     users = split.users(stage)
     ranks = np.full(users.size, k, dtype=np.int64)
+    order = _by_history_length(split, stage, users)
     for start in range(0, users.size, chunk):
-        part = users[start:start + chunk]
+        at = order[start:start + chunk]
+        part = users[at]
         hist = split.histories(stage, part)
         target = split.targets(stage, part)
         if seen == "exclude":
@@ -207,8 +211,16 @@ def full_ranks(model: Any, split: LeaveOneOut, stage: str, seen: str = "exclude"
         else:
             items = _zero_convention_top(model, part, hist, k, split.n_items)
         hit_rows, hit_cols = np.nonzero(items == target[:, None])
-        ranks[start + hit_rows] = hit_cols
+        ranks[at[hit_rows]] = hit_cols
     return users, ranks
+
+
+def _by_history_length(split: LeaveOneOut, stage: str, users: np.ndarray) -> np.ndarray:
+    """Positions of ``users`` ordered by history length: chunks of similar length keep the
+    sequence models' padded batches narrow (results do not depend on the order)."""
+    cut = 2 if stage == "valid" else 1
+    lengths = np.fromiter((split.sequences[u].size - cut for u in users), dtype=np.int64, count=users.size)
+    return np.argsort(lengths, kind="stable")
 
 
 def _zero_convention_top(model, users, histories, k, n_items):
@@ -237,14 +249,16 @@ def sampled_ranks(model: Any, split: LeaveOneOut, stage: str, negatives: np.ndar
         raise ValueError(f"negatives must have one row per user ({split.n_users}), got shape {negatives.shape}")
     users = split.users(stage)
     ranks = np.zeros(users.size, dtype=np.int64)
+    order = _by_history_length(split, stage, users)
     for start in range(0, users.size, chunk):
-        part = users[start:start + chunk]
+        at = order[start:start + chunk]
+        part = users[at]
         target = split.targets(stage, part)
         cands = np.concatenate([target[:, None], negatives[part]], axis=1)
         scores = _scores(model, part, split.histories(stage, part), cands, split.n_items)
         valid = cands[:, 1:] >= 0
         neg_scores = np.where(valid, scores[:, 1:], -np.inf)
-        ranks[start:start + part.size] = _target_rank(scores[:, 0], target, neg_scores, cands[:, 1:])
+        ranks[at] = _target_rank(scores[:, 0], target, neg_scores, cands[:, 1:])
     return users, ranks
 
 
@@ -256,7 +270,8 @@ def evaluate_leave_one_out(model: Any, split: LeaveOneOut, *, stage: str = "test
     ``protocols``: any of "full" (once per convention in ``seen``) and "sampled" (with
     ``negatives``, else :func:`fixed_negatives` of the split's sequences with ``n_negatives`` and
     ``seed``). Protocol labels: "leave-one-out full ranking (history excluded)", "... (history
-    scored 0)", "leave-one-out sampled (99 fixed negatives per user, seed 12345)".
+    scored 0)", "leave-one-out sampled (99 fixed negatives per user, seed 12345)" (", given)" when
+    ``negatives`` were passed).
     """
     stage = _stage(stage)
     ks = [v.check_positive_int(k, "ks") for k in ks]
@@ -271,10 +286,12 @@ def evaluate_leave_one_out(model: Any, split: LeaveOneOut, *, stage: str = "test
                 values.pop("mrr")  # ranks are clipped at max(ks): MRR is not defined from them
                 rows += _rows(label, stage, values, users.size)
         elif protocol == "sampled":
+            source = "given"
             if negatives is None:
                 negatives = fixed_negatives(split.sequences, split.n_items, n_negatives, seed)
+                source = f"seed {seed}"
             users, ranks = sampled_ranks(model, split, stage, negatives)
-            label = f"leave-one-out sampled ({negatives.shape[1]} fixed negatives per user, seed {seed})"
+            label = f"leave-one-out sampled ({negatives.shape[1]} fixed negatives per user, {source})"
             rows += _rows(label, stage, _metrics(ranks, ks), users.size)
         else:
             raise ValueError(f"protocols must hold 'full' and/or 'sampled', got {protocol!r}")

@@ -18,6 +18,8 @@ _PATHS: dict[str, str] = {
     "Random": "recforge.models.popular:Random",
     "ItemKNN": "recforge.models.neighbourhood.itemknn:ItemKNN",
     "UserKNN": "recforge.models.neighbourhood.userknn:UserKNN",
+    "SASRec": "recforge.models.sequential.sasrec:SASRec",
+    "BERT4Rec": "recforge.models.sequential.bert4rec:BERT4Rec",
 }
 
 _CLASSES: dict[str, type[Recommender]] = {}

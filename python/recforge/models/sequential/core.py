@@ -36,12 +36,13 @@ class NetSpec:
     n_negatives: int
     negative_sampler: str
     mask_prob: float = 0.2
+    inner: int | None = None
     scale_embeddings: bool = False
 
     def build(self, n_items: int) -> SequenceNet:
         cls = SASRecNet if self.kind == "sasrec" else BERT4RecNet
         return cls(n_items, self.hidden, self.heads, self.blocks, self.max_len, self.dropout, self.pre_norm,
-                   scale_embeddings=self.scale_embeddings)
+                   inner=self.inner, scale_embeddings=self.scale_embeddings)
 
 
 def training_sequences(spec: NetSpec, sequences: Sequence[np.ndarray]) -> list[np.ndarray]:
@@ -108,33 +109,39 @@ def item_counts_of(sequences: Sequence[np.ndarray], n_items: int) -> np.ndarray:
 
 
 @torch.no_grad()
-def encode(spec: NetSpec, net: SequenceNet, histories: Sequence[np.ndarray], device: str = "cpu",
-           chunk: int = ENCODE_CHUNK) -> np.ndarray:
+def encode(spec: NetSpec, net: SequenceNet, histories: Sequence[np.ndarray], chunk: int = ENCODE_CHUNK) -> np.ndarray:
     """(len(histories), d) float32 query vectors for the next item after each history
-    (with a trailing 1 column when the network has output biases)."""
+    (SASRec: the output at the last item; BERT4Rec: at a mask token appended to the history)."""
+    was_training = net.training
     net.eval()
+    device = next(net.parameters()).device
     histories = B.as_sequences(histories)
     lengths = np.fromiter((h.size for h in histories), dtype=np.int64, count=len(histories))
-    d = net.item_embedding.embedding_dim
-    out = np.zeros((len(histories), d), dtype=np.float32)
+    out = np.zeros((len(histories), net.item_embedding.embedding_dim), dtype=np.float32)
     for idx in B.length_sorted_chunks(lengths, chunk):
         part = [histories[i] for i in idx]
         if spec.kind == "sasrec":
             tokens = B.pad_left(part, spec.max_len)
         else:
             tokens = B.pad_left(part, spec.max_len, extra=net.n_items + 1)
-        q = net(torch.from_numpy(tokens).to(device))[:, -1, :]
-        out[idx] = q.float().cpu().numpy()
-    if net.item_bias() is not None:
-        out = np.hstack([out, np.ones((out.shape[0], 1), np.float32)])
+        out[idx] = net(torch.from_numpy(tokens).to(device))[:, -1, :].float().cpu().numpy()
+    net.train(was_training)
     return out
 
 
 @torch.no_grad()
-def item_matrix(net: SequenceNet) -> np.ndarray:
-    """(n_items, d) float32 item vectors (with the output bias as a last column when present)."""
-    table = net.item_table().detach().float().cpu().numpy()
+def item_arrays(net: SequenceNet) -> tuple[np.ndarray, np.ndarray | None]:
+    """(item vectors (n_items, d) float32, output biases (n_items,) float32 or None)."""
+    table = np.ascontiguousarray(net.item_table().detach().float().cpu().numpy())
     bias = net.item_bias()
-    if bias is not None:
-        table = np.hstack([table, bias.detach().float().cpu().numpy()[:, None]])
-    return np.ascontiguousarray(table, dtype=np.float32)
+    return table, None if bias is None else bias.detach().float().cpu().numpy().copy()
+
+
+def state_arrays(net: SequenceNet) -> dict[str, np.ndarray]:
+    """The network's weights as float32 numpy arrays (keys: state_dict names)."""
+    return {k: t.detach().float().cpu().numpy().copy() for k, t in net.state_dict().items()}
+
+
+def load_arrays(net: SequenceNet, arrays: dict[str, np.ndarray]) -> SequenceNet:
+    net.load_state_dict({k: torch.from_numpy(np.asarray(a, dtype=np.float32)) for k, a in arrays.items()})
+    return net.eval()

@@ -24,7 +24,7 @@ class SequenceNet(nn.Module):
     extra_tokens = 1  # padding
 
     def __init__(self, n_items: int, hidden: int, heads: int, blocks: int, max_len: int, dropout: float,
-                 pre_norm: bool, scale_embeddings: bool = False):
+                 pre_norm: bool, inner: int | None = None, scale_embeddings: bool = False):
         super().__init__()
         self.n_items = n_items
         self.item_embedding = nn.Embedding(n_items + self.extra_tokens, hidden, padding_idx=0)
@@ -32,7 +32,8 @@ class SequenceNet(nn.Module):
         with torch.no_grad():
             self.item_embedding.weight[0].zero_()
         self.encoder = SequenceEncoder(hidden, heads, blocks, max_len, dropout, pre_norm=pre_norm,
-                                       causal=self.causal, scale_embeddings=scale_embeddings)
+                                       causal=self.causal, inner=inner,
+                                       scale_embeddings=scale_embeddings)
         self.output_bias = None
 
     def forward(self, tokens: torch.Tensor) -> torch.Tensor:

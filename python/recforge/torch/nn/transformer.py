@@ -118,6 +118,7 @@ class SequenceEncoder(nn.Module):
         self.max_len, self.causal, self.pre_norm = max_len, causal, pre_norm
         self.scale = math.sqrt(hidden) if scale_embeddings else 1.0
         self.positions = nn.Embedding(max_len, hidden)
+        nn.init.normal_(self.positions.weight, std=hidden ** -0.5)  # the item embeddings' scale
         self.input_norm = None if pre_norm else nn.LayerNorm(hidden, eps=1e-8)
         self.dropout = nn.Dropout(dropout)
         attention_dropout = dropout if attention_dropout is None else attention_dropout
