@@ -109,7 +109,7 @@ def plain_epoch(model, opt, seqs, n_items, max_len, batch_size, rnd):
         opt.zero_grad()
         loss.backward()
         opt.step()
-        losses.append(float(loss))
+        losses.append(float(loss.detach()))
     return float(np.mean(losses))
 
 
