@@ -9,8 +9,9 @@ The plain implementation below is what a compact SASRec looks like when written 
 to max_len, ``nn.MultiheadAttention`` with a causal mask, negatives drawn per position in a
 Python loop over the user's item set, ``BCEWithLogitsLoss`` over the non-padding positions.
 Both run in this process on the same sequences and thread count, alternately; the script prints
-per-epoch seconds, their medians and the ratio (recforge both as a whole ``fit`` of one epoch and as\nthe epoch alone), the seconds of a full-ranking leave-one-out evaluation of every test user, and the final training loss of both (they
-optimise the same objective, so the losses after one epoch must be of the same size).
+per-epoch seconds, their medians and the ratio (recforge both as a whole ``fit`` of one epoch and as\nthe epoch alone), the seconds of a full-ranking leave-one-out evaluation of every test user, and the last training loss of both (the same
+objective, but the plain model starts, as published, from N(0, 1) item embeddings scaled by
+sqrt(hidden), so its early losses are larger; they are printed for reference, not compared).
 
 On a shared machine set OMP_WAIT_POLICY=PASSIVE: with spinning OpenMP barriers torch's
 2-thread kernels slow down ~10x whenever the cores are oversubscribed.

@@ -20,7 +20,7 @@ import pytest
 DEFAULT_SIZES = "tiny,small,ml100k,gowalla"
 #: scripts, not suites: the GPU check's benchmark (no pytest-benchmark on a borrowed GPU machine) and
 #: the responsible-recommendation quality curves (NDCG / diversity / privacy, not timings)
-NOT_SUITES = {"bench_gpu.py", "bench_responsible.py"}
+NOT_SUITES = {"bench_gpu.py", "bench_responsible.py", "bench_sasrec_beauty.py", "bench_sasrec_speed.py"}
 
 
 def pytest_addoption(parser) -> None:
