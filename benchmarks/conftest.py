@@ -21,7 +21,8 @@ DEFAULT_SIZES = "tiny,small,ml100k,gowalla"
 #: scripts, not suites: the GPU check's benchmark (no pytest-benchmark on a borrowed GPU machine) and
 #: the responsible-recommendation quality curves (NDCG / diversity / privacy, not timings)
 NOT_SUITES = {"bench_gpu.py", "bench_responsible.py", "bench_serving.py", "bench_samplers.py",
-              "bench_content_quality.py", "bench_content_speed.py", "bench_content_common.py"}   # scripts
+              "bench_content_quality.py", "bench_content_speed.py", "bench_content_common.py",
+              "bench_sasrec_beauty.py", "bench_sasrec_speed.py"}   # scripts, not suites
 
 
 def pytest_addoption(parser) -> None:

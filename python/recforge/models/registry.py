@@ -25,6 +25,8 @@ _PATHS: dict[str, str] = {
     "SwitchingHybrid": "recforge.models.hybrid.switching:SwitchingHybrid",
     "LightGCN": "recforge.models.graph.lightgcn:LightGCN",
     "BPRMF": "recforge.models.graph.bprmf:BPRMF",
+    "SASRec": "recforge.models.sequential.sasrec:SASRec",
+    "BERT4Rec": "recforge.models.sequential.bert4rec:BERT4Rec",
 }
 
 _CLASSES: dict[str, type[Recommender]] = {}

@@ -1,6 +1,7 @@
 """Shared torch layers of recforge's models, each loaded on first use.
 
 - :class:`LightGCNPropagation` (:mod:`.propagation`): layer-combined LightGCN embeddings.
+- :class:`SequenceEncoder`, :class:`TransformerBlock` (:mod:`.transformer`): SASRec/BERT4Rec blocks.
 """
 from __future__ import annotations
 
@@ -9,6 +10,8 @@ import importlib
 # Public name -> submodule that defines it. A new layer file adds its names here.
 _LAYERS = {
     "LightGCNPropagation": "propagation",
+    "SequenceEncoder": "transformer",
+    "TransformerBlock": "transformer",
 }
 
 __all__ = sorted(_LAYERS)
