@@ -57,7 +57,6 @@ from typing import Any
 import numpy as np
 import scipy.sparse as sp
 
-from recforge.data.idmap import IdMap
 from recforge.kernels import similarity_topk
 from recforge.kernels import _validation as v
 from recforge.models.neighbourhood.baselines_als import baseline_als
@@ -66,6 +65,7 @@ from recforge.models.base import (Recommender, as_user_items, check_code_range, 
 from recforge.models.training_data import TrainingData
 from recforge.privacy.dp import DP
 from recforge.models.neighbourhood.explicit import RatingStats, predict_pairs
+from recforge.models.neighbourhood.rows import extend, grow, lookup, replace_entries, rows_equal
 from recforge.models.neighbourhood.neighbours import all_neighbours, self_pattern, update_neighbours
 from recforge.models.ranking import PAD_ITEM, PAD_SCORE, complete_sparse_topn, topn_dense
 
@@ -250,7 +250,7 @@ class NeighbourhoodModel(Recommender):
         R_old = sp.csr_matrix((R_old.data, R_old.indices, np.r_[R_old.indptr, np.full(n_users - R_old.shape[0],
                               R_old.indptr[-1])]), shape=(n_users, n_items))
         if self.feedback == "explicit":
-            R_new = _replace_entries(R_old, D)
+            R_new = replace_entries(R_old, D)
         else:
             R_new = (R_old + D).tocsr()
             R_new.sum_duplicates()
@@ -269,8 +269,8 @@ class NeighbourhoodModel(Recommender):
         """New interactions as a CSR in the model's codes (vocabulary extended with unseen ids)."""
         if hasattr(new, "to_csr") and hasattr(new, "user_ids"):
             D = new.to_csr(duplicates=self._duplicates()).tocoo()
-            self.user_ids_, ucodes = _extend(self.user_ids_, new.user_ids)
-            self.item_ids_, icodes = _extend(self.item_ids_, new.item_ids)
+            self.user_ids_, ucodes = extend(self.user_ids_, new.user_ids)
+            self.item_ids_, icodes = extend(self.item_ids_, new.item_ids)
             shape = (len(self.user_ids_), len(self.item_ids_))
             out = sp.csr_matrix((D.data, (ucodes[D.row], icodes[D.col])), shape=shape, dtype=np.float32)
         else:
@@ -278,8 +278,8 @@ class NeighbourhoodModel(Recommender):
             if out.shape[0] < self.n_users_ or out.shape[1] < self.n_items_:
                 raise ValueError(f"new_interactions must be at least {self.n_users_} x {self.n_items_} "
                                  f"(the training shape), got {out.shape}")
-            self.user_ids_ = _grow(self.user_ids_, out.shape[0])
-            self.item_ids_ = _grow(self.item_ids_, out.shape[1])
+            self.user_ids_ = grow(self.user_ids_, out.shape[0])
+            self.item_ids_ = grow(self.item_ids_, out.shape[1])
         out.sum_duplicates()
         return out
 
@@ -301,7 +301,7 @@ class NeighbourhoodModel(Recommender):
         if not self.user_based:
             return rows
         stored = self.user_items_[np.maximum(codes, 0)]
-        same = (codes >= 0) & _rows_equal(stored, rows)
+        same = (codes >= 0) & rows_equal(stored, rows)
         if same.all():
             return self.similarity_[codes]
         known = np.flatnonzero(codes >= 0)
@@ -315,7 +315,7 @@ class NeighbourhoodModel(Recommender):
 
     def _recommend_explicit(self, codes, rows, n, exclude):
         stored = self.user_items_[np.maximum(codes, 0)]
-        from_history = bool(((codes < 0) | ~_rows_equal(stored, rows)).any())
+        from_history = bool(((codes < 0) | ~rows_equal(stored, rows)).any())
         m = codes.size
         items = np.empty((m, n), dtype=np.int64)
         scores = np.empty((m, n), dtype=np.float32)
@@ -388,7 +388,7 @@ class NeighbourhoodModel(Recommender):
             P = self._scores_of(self._left_operand(block_users, self.user_items_[block_users]))
             P.sort_indices()
             sel = np.flatnonzero((inv >= part.start) & (inv < part.stop))
-            out[sel] = _lookup(P, inv[sel] - part.start, items[sel])
+            out[sel] = lookup(P, inv[sel] - part.start, items[sel])
         return out
 
     def _xy_biases(self):
@@ -465,60 +465,3 @@ class NeighbourhoodModel(Recommender):
         """The n users most similar to each user (never itself), best first; padded -1 / -inf.
         UserKNN reads its stored lists (at most k per user with implicit feedback)."""
         return self._neighbours(users, n, ids, item_side=False)
-
-
-# ---------------------------------------------------------------------- helpers
-
-def _rows_equal(A: sp.csr_matrix, B: sp.csr_matrix) -> np.ndarray:
-    """Per row, whether A and B store the same entries with the same values."""
-    if A.shape != B.shape:
-        return np.zeros(A.shape[0], dtype=bool)
-    diff = (A - B).tocsr()
-    diff.eliminate_zeros()
-    same_pattern = np.diff(pattern(A).multiply(pattern(B)).tocsr().indptr)
-    return (np.diff(diff.indptr) == 0) & (same_pattern == np.diff(A.indptr)) & (same_pattern == np.diff(B.indptr))
-
-
-def _replace_entries(R: sp.csr_matrix, D: sp.csr_matrix) -> sp.csr_matrix:
-    """R with D's stored entries written over it (stored zeros of either kept: ratings of 0)."""
-    R, D = R.tocoo(), D.tocoo()
-    n = np.int64(R.shape[1])
-    kept = ~np.isin(R.row.astype(np.int64) * n + R.col, D.row.astype(np.int64) * n + D.col)
-    out = sp.csr_matrix((np.r_[R.data[kept], D.data], (np.r_[R.row[kept], D.row], np.r_[R.col[kept], D.col])),
-                        shape=R.shape)
-    out.sum_duplicates()
-    return out
-
-
-def _lookup(P: sp.csr_matrix, rows: np.ndarray, cols: np.ndarray) -> np.ndarray:
-    """P[rows[k], cols[k]] for a canonical CSR (0 where not stored)."""
-    n = np.int64(P.shape[1])
-    keys = np.repeat(np.arange(P.shape[0], dtype=np.int64), np.diff(P.indptr)) * n + P.indices
-    if keys.size == 0:
-        return np.zeros(rows.size)
-    q = rows.astype(np.int64) * n + cols
-    at = np.minimum(np.searchsorted(keys, q), keys.size - 1)
-    return np.where(keys[at] == q, P.data[at], 0.0).astype(np.float64)
-
-
-def _extend(old: IdMap, new: IdMap) -> tuple[IdMap, np.ndarray]:
-    """The old vocabulary with new's unseen ids appended, and each of new's ids' code in it."""
-    codes = old.codes(new.to_numpy(), missing=-1).astype(np.int64)
-    unseen = codes < 0
-    if not unseen.any():
-        return old, codes
-    merged = IdMap(np.concatenate([old.to_numpy(), new.to_numpy()[unseen]]))
-    codes[unseen] = len(old) + np.arange(int(unseen.sum()))
-    return merged, codes
-
-
-def _grow(idmap: IdMap, size: int) -> IdMap:
-    """An identity-like vocabulary extended to ``size`` codes (ids continue after the largest)."""
-    if size == len(idmap):
-        return idmap
-    ids = idmap.to_numpy()
-    if ids.dtype.kind == "O":
-        raise ValueError("a sparse matrix cannot add users/items to a model with string ids; "
-                         "pass Interactions instead")
-    start = int(ids.max()) + 1 if ids.size else 0
-    return IdMap(np.concatenate([ids, np.arange(start, start + size - len(idmap), dtype=ids.dtype)]))
