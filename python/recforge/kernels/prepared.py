@@ -24,12 +24,12 @@ class PreparedCandidates:
     """
 
     __slots__ = ("metric", "shape", "dtype", "source", "kind", "y_scale", "y_size", "idf", "avg_len",
-                 "overflow_parts", "_yt", "_arrays")
+                 "overflow_parts", "_fits_int32", "_arrays", "_wide")
 
     def __init__(self, source: sp.csr_matrix, metric: str, num_threads: int) -> None:
         self.metric, self.shape, self.dtype, self.source = metric, source.shape, source.dtype, source
-        self.kind = self.y_scale = self.y_size = self.idf = self._yt = None
-        self.avg_len, self.overflow_parts, self._arrays = 0.0, (0.0, 0), {}
+        self.kind = self.y_scale = self.y_size = self.idf = self._arrays = self._wide = None
+        self.avg_len, self.overflow_parts, self._fits_int32 = 0.0, (0.0, 0), False
         n, d = source.shape
         # Nothing to prepare (empty), or so many declared columns that similarity_topk would compact
         # them per call (with X's columns too): such calls take the plain path on the source.
@@ -42,18 +42,28 @@ class PreparedCandidates:
             Y = s.weigh_rows(metric, Y, self.idf, self.avg_len)
         self.kind, self.y_scale, self.y_size = _own_terms(metric, Y, resolve_num_threads(num_threads))
         self.overflow_parts = s.overflow_parts(Y)
-        self._yt = v.transpose_csr(Y)
+        Yt = v.transpose_csr(Y)
+        self._fits_int32 = max(Yt.shape) <= v.INT32_MAX and Yt.nnz <= v.INT32_MAX
+        self._arrays = s.candidate_arrays(Yt, n, self.kind, np.dtype(np.int32 if self._fits_int32 else np.int64))
 
     @property
     def prepared(self) -> bool:
         """False when calls fall back to the plain path (empty Y, or columns mostly unused)."""
-        return self._yt is not None
+        return self._arrays is not None
+
+    def index_dtype(self, X: sp.csr_matrix, exclude: sp.csr_matrix | None) -> np.dtype:
+        """The core's index dtype for this call, as similarity_topk picks it for X, Y's transpose, exclude."""
+        idx = v.index_dtype_for(X, *([] if exclude is None else [exclude]))
+        return idx if self._fits_int32 else np.dtype(np.int64)
 
     def arrays(self, idx: np.dtype):
-        """The transposed operand's core arrays for index dtype ``idx`` (built once per dtype)."""
-        if idx not in self._arrays:
-            self._arrays[idx] = s.candidate_arrays(self._yt, self.shape[0], self.kind, idx)
-        return self._arrays[idx]
+        """The transposed operand's core arrays with index dtype ``idx`` (int64 ones widened once)."""
+        if idx == np.int32 or not self._fits_int32:
+            return self._arrays
+        if self._wide is None:
+            tp, ti, values = self._arrays
+            self._wide = (tp.astype(np.int64), ti if ti.dtype == np.uint16 else ti.astype(np.int64), values)
+        return self._wide
 
     def __repr__(self) -> str:
         return f"PreparedCandidates(shape={self.shape}, metric={self.metric!r}, dtype={self.dtype})"
@@ -124,7 +134,7 @@ def similarity_topk_prepared(X: Any, k: int, P: PreparedCandidates, *, metric: s
                                                                                  P.overflow_parts):
         return plain()     # raises, or computes in float64, as the plain call does
     count = kind == s.Kind.dot and (shrink > 0 or min_support > 1)
-    idx = v.index_dtype_for(X, P._yt, *([] if exclude is None else [exclude]))
+    idx = P.index_dtype(X, exclude)
     result = s.run_core(X, P.arrays(idx), n, kind, count, min(k, n), shrink, min_support, x_scale, P.y_scale,
                         x_size, P.y_size, False, False, exclude, idx, threads)
     return result if result.dtype == P.dtype else result.astype(P.dtype)
