@@ -37,13 +37,16 @@ def similarity_topk(X: Any, k: int, Y: Any = None, *, client: Any = None, block_
     Returns the same m x n CSR, bit for bit, as the single-process kernel (ties, exclusions and
     all), or with ``output="parquet://FOLDER"`` writes one Parquet file per block (columns
     ``row``, ``neighbour``, ``score``) and returns a :class:`ParquetOutput` instead of gathering.
-    Y (X itself when None) is validated once and scattered to every worker once; each task
-    ships only its block of X. ``kernel_args``: ``metric``, ``shrink``, ``min_support``,
-    ``num_threads`` (default: each worker's thread count). ``metric="adjusted_cosine"`` with
+    Y (X itself when None) is validated and prepared once
+    (:func:`recforge.kernels.prepare_candidates`: reweighted, transposed, narrowed) and scattered
+    to every worker once; each task ships only its block of X and transposes nothing.
+    ``kernel_args``: ``metric``, ``shrink``, ``min_support``, ``num_threads`` (default: each worker's thread count). ``metric="adjusted_cosine"`` with
     ``Y=None`` centres the columns over X as a whole, which a block cannot see: centre X
     yourself and use ``"cosine"``.
     """
+    from recforge.kernels import prepare_candidates
     from recforge.kernels import similarity_topk as kernel
+    from recforge.kernels.prepared import JOINT_METRICS
 
     client = resolve_client(client)
     k = v.check_positive_int(k, "k")
@@ -59,7 +62,11 @@ def similarity_topk(X: Any, k: int, Y: Any = None, *, client: Any = None, block_
     folder = parse_output(output)
     blocks = row_blocks(X.shape[0], block_rows, len(client.nthreads()))
     token = job_token("similarity", X, candidates, k, sorted(kernel_args.items()), exclude, output)
-    scattered = client.scatter(candidates, broadcast=True, hash=True)
+    metric = kernel_args.get("metric", "cosine")
+    # adjusted_cosine takes statistics from each block with Y, so it ships the matrix itself
+    operand = candidates if metric in JOINT_METRICS else prepare_candidates(
+        candidates, metric=metric, num_threads=kernel_args.get("num_threads") or 0)
+    scattered = client.scatter(operand, broadcast=True, hash=True)
     results = run_blocks(
         client, "similarity", token, _block, blocks,
         lambda b: (X[b], scattered, b.start, k, symmetric, None if exclude is None else exclude[b]),

@@ -11,7 +11,7 @@ from recforge.kernels import _validation as v
 from recforge.kernels import similarity as s
 
 # Metrics whose statistics for X's rows need X together with Y: not preparable.
-_JOINT_METRICS = ("adjusted_cosine",)
+JOINT_METRICS = ("adjusted_cosine",)
 
 
 class PreparedCandidates:
@@ -82,7 +82,7 @@ def prepare_candidates(Y: Any, *, metric: str = "cosine", num_threads: int = 0,
     """
     if metric not in s.METRICS:
         raise ValueError(f"metric must be one of {s.METRICS}, got {metric!r}")
-    if metric in _JOINT_METRICS:
+    if metric in JOINT_METRICS:
         raise ValueError(f"metric={metric!r} takes statistics from X and Y jointly, so Y cannot be prepared "
                          "alone: pass the matrix to similarity_topk")
     return PreparedCandidates(v.as_csr(Y, "Y", check_input), metric, num_threads)
