@@ -40,9 +40,9 @@ def similarity_topk(X: Any, k: int, Y: Any = None, *, client: Any = None, block_
     Y (X itself when None) is validated and prepared once
     (:func:`recforge.kernels.prepare_candidates`: reweighted, transposed, narrowed) and scattered
     to every worker once; each task ships only its block of X and transposes nothing.
-    ``kernel_args``: ``metric``, ``shrink``, ``min_support``, ``num_threads`` (default: each worker's thread count). ``metric="adjusted_cosine"`` with
-    ``Y=None`` centres the columns over X as a whole, which a block cannot see: centre X
-    yourself and use ``"cosine"``.
+    ``kernel_args``: ``metric``, ``shrink``, ``min_support``, ``num_threads`` (default: each
+    worker's thread count). ``metric="adjusted_cosine"`` with ``Y=None`` centres the columns over
+    X as a whole, which a block cannot see: centre X yourself and use ``"cosine"``.
     """
     from recforge.kernels import prepare_candidates
     from recforge.kernels import similarity_topk as kernel
