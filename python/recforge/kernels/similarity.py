@@ -26,7 +26,8 @@ BM25_B = 0.75
 
 def similarity_topk(X: Any, k: int, Y: Any = None, *, metric: str = "cosine", shrink: float = 0.0,
                     min_support: int = 1, exclude: Any = None, num_threads: int = 0,
-                    backend: str = "auto", check_input: bool = True) -> sp.csr_matrix:
+                    backend: str = "auto", check_input: bool = True,
+                    pair_rows: tuple[int, int] | None = None) -> sp.csr_matrix:
     r"""For each row of X, the k rows of Y with the highest similarity, as a sparse m x n CSR.
 
     Row i of the result holds at most k entries, stored best first (ties: smaller column
@@ -60,6 +61,12 @@ def similarity_topk(X: Any, k: int, Y: Any = None, *, metric: str = "cosine", sh
     :func:`~recforge.kernels.prepare_candidates` (same ``metric``): the same result, bit for bit,
     without deriving Y's transpose and statistics on every call.
 
+    ``pair_rows=(r0, r1)`` (Y=None, CPU only): one shard of the half product. Only the pairs
+    (i, j) with r0 <= i < r1 and j > i are formed, and every row (all m of them) gets its best k
+    among the pairs it is in. For shards whose ranges partition [0, m), merging the rows (best
+    first, ties smaller column first, the first k kept) gives the ``pair_rows=None`` result bit
+    for bit: recforge.distributed shards ``Y=None`` this way.
+
     ``exclude``: optional m x n sparse matrix; row i never returns a column stored in row i
     of ``exclude`` (e.g. the items a user has seen when X holds users and Y item profiles).
 
@@ -91,6 +98,8 @@ def similarity_topk(X: Any, k: int, Y: Any = None, *, metric: str = "cosine", sh
     from recforge.kernels.prepared import PreparedCandidates, similarity_topk_prepared
 
     if isinstance(Y, PreparedCandidates):
+        if pair_rows is not None:
+            raise ValueError("pair_rows needs Y=None (a shard of the half product of X with itself)")
         return similarity_topk_prepared(X, k, Y, metric=metric, shrink=shrink, min_support=min_support,
                                         exclude=exclude, num_threads=num_threads, backend=backend,
                                         check_input=check_input)
@@ -107,6 +116,8 @@ def similarity_topk(X: Any, k: int, Y: Any = None, *, metric: str = "cosine", sh
 
     X = v.as_csr(X, "X", check_input)
     symmetric = Y is None
+    if pair_rows is not None:
+        pair_rows = _check_pair_rows(pair_rows, X.shape[0], symmetric, chosen)
     if not symmetric:
         Y = v.as_csr(Y, "Y", check_input)
         if X.shape[1] != Y.shape[1]:
@@ -149,18 +160,32 @@ def similarity_topk(X: Any, k: int, Y: Any = None, *, metric: str = "cosine", sh
             wide_indices=v.index_dtype_for(X, corpus, *([] if exclude is None else [exclude])) == np.int64)
     else:
         result = _similarity_core_cpu(X, corpus, kind, count, k, shrink, min_support, x_scale, y_scale,
-                                      x_size, y_size, symmetric, exclude, threads)
+                                      x_size, y_size, symmetric, exclude, threads, pair_rows)
     return result if result.dtype == out_dtype else result.astype(out_dtype)
 
 
 def _similarity_core_cpu(X, corpus, kind, count, k, shrink, min_support, x_scale, y_scale, x_size, y_size,
-                         symmetric, exclude, threads) -> sp.csr_matrix:
+                         symmetric, exclude, threads, pair_rows=None) -> sp.csr_matrix:
     """The compiled CPU core on prepared operands (Y is transposed here)."""
     Yt = v.transpose_csr(corpus)
-    half = symmetric and _half_product_pays(X, Yt, threads)
+    half = symmetric and (pair_rows is not None or _half_product_pays(X, Yt, threads))
     idx = v.index_dtype_for(X, Yt, *([] if exclude is None else [exclude]))
     return run_core(X, candidate_arrays(Yt, corpus.shape[0], kind, idx), corpus.shape[0], kind, count, k, shrink,
-                    min_support, x_scale, y_scale, x_size, y_size, symmetric, half, exclude, idx, threads)
+                    min_support, x_scale, y_scale, x_size, y_size, symmetric, half, exclude, idx, threads,
+                    pair_rows)
+
+
+def _check_pair_rows(pair_rows, m: int, symmetric: bool, backend: str) -> tuple[int, int]:
+    if not symmetric:
+        raise ValueError("pair_rows needs Y=None (a shard of the half product of X with itself)")
+    if backend != "cpu":
+        raise ValueError("pair_rows runs on the CPU backend only")
+    if not isinstance(pair_rows, (tuple, list)) or len(pair_rows) != 2:
+        raise ValueError(f"pair_rows must be a pair (r0, r1), got {pair_rows!r}")
+    r0, r1 = (v.check_int(r, "pair_rows", 0) for r in pair_rows)
+    if not r0 <= r1 <= m:
+        raise ValueError(f"pair_rows must satisfy 0 <= r0 <= r1 <= m = {m}, got {pair_rows!r}")
+    return r0, r1
 
 
 def candidate_arrays(Yt: sp.csr_matrix, n: int, kind, idx: np.dtype):
@@ -177,7 +202,7 @@ def candidate_arrays(Yt: sp.csr_matrix, n: int, kind, idx: np.dtype):
 
 
 def run_core(X, yt_arrays, n, kind, count, k, shrink, min_support, x_scale, y_scale, x_size, y_size,
-             symmetric, half, exclude, idx, threads) -> sp.csr_matrix:
+             symmetric, half, exclude, idx, threads, pair_rows=None) -> sp.csr_matrix:
     """One call of the compiled core on X and the transposed candidates' arrays."""
     m, d = X.shape
     xp, xi, xd = v.core_arrays(X, idx)
@@ -188,7 +213,8 @@ def run_core(X, yt_arrays, n, kind, count, k, shrink, min_support, x_scale, y_sc
         kind=kind, count=count, k=k, shrink=shrink, min_support=float(min_support),
         x_scale=x_scale, y_scale=y_scale, x_size=x_size, y_size=y_size,
         symmetric=half, exclude_self=symmetric and not half, ex_indptr=ep, ex_indices=ei,
-        num_threads=threads, private_budget=HALF_PRODUCT_PRIVATE_BUDGET)
+        num_threads=threads, private_budget=HALF_PRODUCT_PRIVATE_BUDGET,
+        **({} if pair_rows is None else {"pair_rows_begin": pair_rows[0], "pair_rows_end": pair_rows[1]}))
     return sp.csr_matrix((data, indices, indptr), shape=(m, n))
 
 
