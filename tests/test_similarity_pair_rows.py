@@ -92,5 +92,6 @@ def test_distributed_half_product_in_shards_is_bit_identical():
             Client(cluster) as client:
         for metric, exclude in (("cosine", None), ("pearson", E), ("bm25", None)):
             want = similarity_topk(X, 9, metric=metric, exclude=exclude, num_threads=2)
-            got = rd.similarity_topk(X, 9, metric=metric, exclude=exclude, client=client)
+            got = rd.similarity_topk(X, 9, metric=metric, exclude=exclude, client=client,
+                                     half_product_shards=True)
             assert as_rows(got) == as_rows(want)
