@@ -64,10 +64,16 @@ struct SimilarityCall {
     bool symmetric = false, exclude_self = false;
     int num_threads = 1;
     int64_t private_budget = 0;
+    int64_t pair_rows_begin = 0, pair_rows_end = -1;
 
     void check() const {
         if (m < 0 || d < 0 || n < 0) fail("m, d and n must be >= 0");
         if (k < 1) fail("k must be >= 1");
+        if (pair_rows_begin != 0 || pair_rows_end != -1) {
+            if (!symmetric) fail("pair_rows_begin/pair_rows_end need the half product (symmetric=True)");
+            if (pair_rows_begin < 0 || pair_rows_begin > pair_rows_end || pair_rows_end > m)
+                fail("pair rows must satisfy 0 <= pair_rows_begin <= pair_rows_end <= m");
+        }
         check_threads(num_threads);
         check_array(x_indices, "x_indices", 1, 'i', {4, 8});
         check_same_dtype(x_indptr, "x_indptr", x_indices, "x_indices");
@@ -148,7 +154,9 @@ py::tuple run_typed(const SimilarityCall& c) {
         auto go = [&](auto policy) {
             using P = decltype(policy);
             result = Kernel<P, T, I, J>(x, yt, ctx, c.k, c.symmetric, c.exclude_self, has_exclude ? &ex : nullptr,
-                                        static_cast<size_t>(c.private_budget)).run(c.num_threads);
+                                        static_cast<size_t>(c.private_budget))
+                         .pair_rows(c.pair_rows_begin, c.pair_rows_end)
+                         .run(c.num_threads);
         };
         switch (c.kind) {
             case Kind::Dot:
@@ -262,7 +270,7 @@ void register_similarity(py::module_& m) {
            py::array yt_indices, py::object yt_data, int64_t n, Kind kind, bool count, int64_t k, double shrink,
            double min_support, py::object x_scale, py::object y_scale, py::object x_size, py::object y_size,
            bool symmetric, bool exclude_self, py::object ex_indptr, py::object ex_indices, int num_threads,
-           int64_t private_budget) {
+           int64_t private_budget, int64_t pair_rows_begin, int64_t pair_rows_end) {
             SimilarityCall c;
             c.x_indptr = x_indptr; c.x_indices = x_indices; c.x_data = x_data; c.m = m; c.d = d;
             c.yt_indptr = yt_indptr; c.yt_indices = yt_indices; c.yt_data = yt_data; c.n = n;
@@ -270,6 +278,7 @@ void register_similarity(py::module_& m) {
             c.x_scale = x_scale; c.y_scale = y_scale; c.x_size = x_size; c.y_size = y_size;
             c.symmetric = symmetric; c.exclude_self = exclude_self; c.ex_indptr = ex_indptr; c.ex_indices = ex_indices;
             c.num_threads = num_threads; c.private_budget = private_budget;
+            c.pair_rows_begin = pair_rows_begin; c.pair_rows_end = pair_rows_end;
             return similarity_topk(c);
         },
         py::kw_only(), py::arg("x_indptr"), py::arg("x_indices"), py::arg("x_data"), py::arg("m"), py::arg("d"),
@@ -280,6 +289,7 @@ void register_similarity(py::module_& m) {
         py::arg("symmetric") = false, py::arg("exclude_self") = false,
         py::arg("ex_indptr").none(true) = py::none(), py::arg("ex_indices").none(true) = py::none(),
         py::arg("num_threads"), py::arg("private_budget") = int64_t(512) << 20,
+        py::arg("pair_rows_begin") = int64_t(0), py::arg("pair_rows_end") = int64_t(-1),
         "Core of recforge.kernels.similarity_topk (keyword arguments only); returns (indptr, indices, data). "
         "Checks layouts, dtypes and lengths in O(1); the caller guarantees the CSR structure "
         "(monotone offsets, columns in range).");

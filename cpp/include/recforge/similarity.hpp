@@ -162,18 +162,27 @@ public:
         : x_(x), yt_(yt), ctx_(ctx), k_(k), symmetric_(symmetric), exclude_self_(exclude_self),
           exclude_(exclude), private_budget_(private_budget) {}
 
+    // Half product only: form the pairs (i, j > i) for the rows i in [lo, hi) alone, and return
+    // for every row its best k among them (a shard of the half product; shards merge per row).
+    Kernel& pair_rows(int64_t lo, int64_t hi) {
+        row_lo_ = lo;
+        row_hi_ = hi;
+        return *this;
+    }
+
     RowResults<T, I> run(int num_threads) const {
         const int64_t m = x_.rows;
+        const int64_t lo = row_lo_, hi = row_hi_ < 0 ? m : row_hi_;
         RowResults<T, I> out(m, num_threads);
         if (symmetric_ && RowTopKSet<T, I>::bytes(m, k_) * num_threads <= private_budget_) {
-            run_half_private(num_threads, out);
+            run_half_private(num_threads, lo, hi, out);
         } else if (symmetric_) {
             SharedRowTopK<T, I> heaps(m, k_);
 #pragma omp parallel num_threads(num_threads)
             {
                 State st(n_cols(), k_);
 #pragma omp for schedule(dynamic, 8)
-                for (int64_t i = 0; i < m; ++i) {
+                for (int64_t i = lo; i < hi; ++i) {
                     const size_t kept = row_topk(i, st, [&](T s, int64_t j) {
                         if (heaps.may_enter(j, s) && !excluded(j, i)) heaps.push(j, s, static_cast<I>(i));
                     });
@@ -210,7 +219,7 @@ private:
     // Half product with one set of row buffers per thread (when they fit private_budget_ bytes):
     // no locks and no cache lines shared between threads; the sets are merged row by row.
 
-    void run_half_private(int num_threads, RowResults<T, I>& out) const {
+    void run_half_private(int num_threads, int64_t lo, int64_t hi, RowResults<T, I>& out) const {
         const int64_t m = x_.rows;
         std::vector<std::unique_ptr<RowTopKSet<T, I>>> sets(static_cast<size_t>(num_threads));
 #pragma omp parallel num_threads(num_threads)
@@ -220,7 +229,7 @@ private:
             RowTopKSet<T, I>& mine = *sets[t];
             State st(n_cols(), k_);
 #pragma omp for schedule(dynamic, 8)
-            for (int64_t i = 0; i < m; ++i) {
+            for (int64_t i = lo; i < hi; ++i) {
                 const size_t kept = row_topk(i, st, [&](T s, int64_t j) {
                     if (!excluded(j, i)) mine.push(j, s, static_cast<I>(i));
                 });
@@ -412,6 +421,7 @@ private:
     bool exclude_self_;
     const CsrView<T, I>* exclude_;
     size_t private_budget_;
+    int64_t row_lo_ = 0, row_hi_ = -1;  // pair_rows: the half product's rows i (all by default)
 };
 
 }  // namespace similarity

@@ -15,6 +15,8 @@ from recforge.kernels.dense import dense_topk
 from recforge.kernels.graph import COMBINE_MODES, normalize_adjacency, propagate, spmm
 from recforge.kernels.similarity import METRICS as SIMILARITY_METRICS
 from recforge.kernels.similarity import similarity_topk
+from recforge.kernels.prepared import PreparedCandidates, prepare_candidates
 
-__all__ = ["similarity_topk", "SIMILARITY_METRICS", "dense_topk", "DENSE_METRICS",
+__all__ = ["similarity_topk", "prepare_candidates", "PreparedCandidates", "SIMILARITY_METRICS",
+           "dense_topk", "DENSE_METRICS",
            "normalize_adjacency", "spmm", "propagate", "COMBINE_MODES"]

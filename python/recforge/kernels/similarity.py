@@ -26,7 +26,8 @@ BM25_B = 0.75
 
 def similarity_topk(X: Any, k: int, Y: Any = None, *, metric: str = "cosine", shrink: float = 0.0,
                     min_support: int = 1, exclude: Any = None, num_threads: int = 0,
-                    backend: str = "auto", check_input: bool = True) -> sp.csr_matrix:
+                    backend: str = "auto", check_input: bool = True,
+                    pair_rows: tuple[int, int] | None = None) -> sp.csr_matrix:
     r"""For each row of X, the k rows of Y with the highest similarity, as a sparse m x n CSR.
 
     Row i of the result holds at most k entries, stored best first (ties: smaller column
@@ -56,6 +57,16 @@ def similarity_topk(X: Any, k: int, Y: Any = None, *, metric: str = "cosine", sh
     For ``tfidf``/``bm25`` the rows are documents and the columns terms; N, df and the mean
     row length come from Y (the corpus), or X when Y is None.
 
+    ``Y`` may be a :class:`~recforge.kernels.PreparedCandidates` from
+    :func:`~recforge.kernels.prepare_candidates` (same ``metric``): the same result, bit for bit,
+    without deriving Y's transpose and statistics on every call.
+
+    ``pair_rows=(r0, r1)`` (Y=None, CPU only): one shard of the half product. Only the pairs
+    (i, j) with r0 <= i < r1 and j > i are formed, and every row (all m of them) gets its best k
+    among the pairs it is in. For shards whose ranges partition [0, m), merging the rows (best
+    first, ties smaller column first, the first k kept) gives the ``pair_rows=None`` result bit
+    for bit: recforge.distributed shards ``Y=None`` this way.
+
     ``exclude``: optional m x n sparse matrix; row i never returns a column stored in row i
     of ``exclude`` (e.g. the items a user has seen when X holds users and Y item profiles).
 
@@ -84,6 +95,14 @@ def similarity_topk(X: Any, k: int, Y: Any = None, *, metric: str = "cosine", sh
     sparse inputs give a cupyx CSR result. Scores then agree with the CPU's up to the order of
     floating-point additions (exactly for 0/1 data).
     """
+    from recforge.kernels.prepared import PreparedCandidates, similarity_topk_prepared
+
+    if isinstance(Y, PreparedCandidates):
+        if pair_rows is not None:
+            raise ValueError("pair_rows needs Y=None (a shard of the half product of X with itself)")
+        return similarity_topk_prepared(X, k, Y, metric=metric, shrink=shrink, min_support=min_support,
+                                        exclude=exclude, num_threads=num_threads, backend=backend,
+                                        check_input=check_input)
     k = v.check_positive_int(k, "k")
     if metric not in METRICS:
         raise ValueError(f"metric must be one of {METRICS}, got {metric!r}")
@@ -97,6 +116,8 @@ def similarity_topk(X: Any, k: int, Y: Any = None, *, metric: str = "cosine", sh
 
     X = v.as_csr(X, "X", check_input)
     symmetric = Y is None
+    if pair_rows is not None:
+        pair_rows = _check_pair_rows(pair_rows, X.shape[0], symmetric, chosen)
     if not symmetric:
         Y = v.as_csr(Y, "Y", check_input)
         if X.shape[1] != Y.shape[1]:
@@ -139,32 +160,61 @@ def similarity_topk(X: Any, k: int, Y: Any = None, *, metric: str = "cosine", sh
             wide_indices=v.index_dtype_for(X, corpus, *([] if exclude is None else [exclude])) == np.int64)
     else:
         result = _similarity_core_cpu(X, corpus, kind, count, k, shrink, min_support, x_scale, y_scale,
-                                      x_size, y_size, symmetric, exclude, threads)
+                                      x_size, y_size, symmetric, exclude, threads, pair_rows)
     return result if result.dtype == out_dtype else result.astype(out_dtype)
 
 
 def _similarity_core_cpu(X, corpus, kind, count, k, shrink, min_support, x_scale, y_scale, x_size, y_size,
-                         symmetric, exclude, threads) -> sp.csr_matrix:
+                         symmetric, exclude, threads, pair_rows=None) -> sp.csr_matrix:
     """The compiled CPU core on prepared operands (Y is transposed here)."""
-    m, d = X.shape
-    n = corpus.shape[0]
     Yt = v.transpose_csr(corpus)
-    half = symmetric and _half_product_pays(X, Yt, threads)
+    half = symmetric and (pair_rows is not None or _half_product_pays(X, Yt, threads))
     idx = v.index_dtype_for(X, Yt, *([] if exclude is None else [exclude]))
-    xp, xi, xd = v.core_arrays(X, idx)
+    return run_core(X, candidate_arrays(Yt, corpus.shape[0], kind, idx), corpus.shape[0], kind, count, k, shrink,
+                    min_support, x_scale, y_scale, x_size, y_size, symmetric, half, exclude, idx, threads,
+                    pair_rows)
+
+
+def _check_pair_rows(pair_rows, m: int, symmetric: bool, backend: str) -> tuple[int, int]:
+    if not symmetric:
+        raise ValueError("pair_rows needs Y=None (a shard of the half product of X with itself)")
+    if backend != "cpu":
+        raise ValueError("pair_rows runs on the CPU backend only")
+    if not isinstance(pair_rows, (tuple, list)) or len(pair_rows) != 2:
+        raise ValueError(f"pair_rows must be a pair (r0, r1), got {pair_rows!r}")
+    r0, r1 = (v.check_int(r, "pair_rows", 0) for r in pair_rows)
+    if not r0 <= r1 <= m:
+        raise ValueError(f"pair_rows must satisfy 0 <= r0 <= r1 <= m = {m}, got {pair_rows!r}")
+    return r0, r1
+
+
+def candidate_arrays(Yt: sp.csr_matrix, n: int, kind, idx: np.dtype):
+    """(indptr, indices, values or None) of the transposed candidates, as the core streams them.
+
+    The product streams Yt once per row of X: its columns are narrowed to uint16 where n allows,
+    and its values dropped when they are all 1 (binary interactions), halving the traffic or more.
+    """
     tp, ti, td = v.core_arrays(Yt, idx)
-    # The product streams Yt once per row of X: narrow its columns to uint16 where n allows,
-    # and drop its values when they are all 1 (binary interactions), halving the traffic or more.
     if n <= np.iinfo(np.uint16).max:
         ti = ti.astype(np.uint16)
     yt_values = None if (kind == Kind.jaccard or (td.size and np.all(td == 1))) else td
+    return tp, ti, yt_values
+
+
+def run_core(X, yt_arrays, n, kind, count, k, shrink, min_support, x_scale, y_scale, x_size, y_size,
+             symmetric, half, exclude, idx, threads, pair_rows=None) -> sp.csr_matrix:
+    """One call of the compiled core on X and the transposed candidates' arrays."""
+    m, d = X.shape
+    xp, xi, xd = v.core_arrays(X, idx)
+    tp, ti, yt_values = yt_arrays
     ep, ei = (None, None) if exclude is None else v.core_arrays(exclude, idx)[:2]
     indptr, indices, data = _core.similarity_topk(
         x_indptr=xp, x_indices=xi, x_data=xd, m=m, d=d, yt_indptr=tp, yt_indices=ti, yt_data=yt_values, n=n,
         kind=kind, count=count, k=k, shrink=shrink, min_support=float(min_support),
         x_scale=x_scale, y_scale=y_scale, x_size=x_size, y_size=y_size,
         symmetric=half, exclude_self=symmetric and not half, ex_indptr=ep, ex_indices=ei,
-        num_threads=threads, private_budget=HALF_PRODUCT_PRIVATE_BUDGET)
+        num_threads=threads, private_budget=HALF_PRODUCT_PRIVATE_BUDGET,
+        **({} if pair_rows is None else {"pair_rows_begin": pair_rows[0], "pair_rows_end": pair_rows[1]}))
     return sp.csr_matrix((data, indices, indptr), shape=(m, n))
 
 
@@ -197,15 +247,18 @@ def _may_overflow_float32(X: sp.csr_matrix, Y: sp.csr_matrix | None) -> bool:
 
     :math:`|\sum_{c \le t} x_c y_c| \le \max|x| \max|y| \min(|x|_0, |y|_0)` for every prefix t.
     """
-    def max_abs(P: sp.csr_matrix) -> float:
-        return max(float(P.data.max()), -float(P.data.min())) if P.nnz else 0.0
+    return bound_exceeds_float32(overflow_parts(X), overflow_parts(X if Y is None else Y))
 
-    def longest_row(P: sp.csr_matrix) -> int:
-        return int(np.diff(P.indptr).max()) if P.shape[0] else 0
 
-    Y = X if Y is None else Y
-    bound = max_abs(X) * max_abs(Y) * min(longest_row(X), longest_row(Y))
-    return bound >= v.FLOAT32_MAX
+def overflow_parts(P: sp.csr_matrix) -> tuple[float, int]:
+    """(max |value|, longest row) of P: its share of the float32 overflow bound."""
+    max_abs = max(float(P.data.max()), -float(P.data.min())) if P.nnz else 0.0
+    longest_row = int(np.diff(P.indptr).max()) if P.shape[0] else 0
+    return max_abs, longest_row
+
+
+def bound_exceeds_float32(x_parts: tuple[float, int], y_parts: tuple[float, int]) -> bool:
+    return x_parts[0] * y_parts[0] * min(x_parts[1], y_parts[1]) >= v.FLOAT32_MAX
 
 
 def _half_product_pays(X: sp.csr_matrix, Xt: sp.csr_matrix, threads: int, ratio: float = 4.0) -> bool:
@@ -269,22 +322,33 @@ def _center_columns(X: sp.csr_matrix, Y: sp.csr_matrix | None):
 def _weight_rows(metric: str, X: sp.csr_matrix, Y: sp.csr_matrix | None):
     """TF-IDF or BM25 weights, rows as documents; corpus statistics from Y (or X)."""
     for name, P in (("X", X), ("Y", Y)):
-        if P is not None and P.nnz and P.data.min() < 0:
-            raise ValueError(f"{name} must be non-negative for metric={metric!r} (counts or weights)")
-    corpus = X if Y is None else Y
+        if P is not None:
+            check_weightable(metric, P, name)
+    idf, avg_len = corpus_statistics(metric, X if Y is None else Y)
+    WX = weigh_rows(metric, X, idf, avg_len)
+    return WX, (None if Y is None else weigh_rows(metric, Y, idf, avg_len))
+
+
+def check_weightable(metric: str, P: sp.csr_matrix, name: str) -> None:
+    if P.nnz and P.data.min() < 0:
+        raise ValueError(f"{name} must be non-negative for metric={metric!r} (counts or weights)")
+
+
+def corpus_statistics(metric: str, corpus: sp.csr_matrix) -> tuple[np.ndarray, float]:
+    r"""(idf per column, mean row length) of the corpus: :math:`\mathrm{idf}_c = \log N - \log(1 + \mathrm{df}_c)`."""
     N = corpus.shape[0]
     df = np.bincount(corpus.indices, minlength=corpus.shape[1])
     idf = np.log(N) - np.log1p(df)
     avg_len = corpus.sum(axis=1, dtype=np.float64).mean() if metric == "bm25" else 0.0
+    return idf, avg_len
 
-    def weigh(P: sp.csr_matrix) -> sp.csr_matrix:
-        vals = P.data.astype(np.float64)
-        if metric == "tfidf":
-            return _with_data(P, np.sqrt(vals) * idf[P.indices])
-        lengths = np.asarray(P.sum(axis=1, dtype=np.float64)).ravel()
-        norm = (1.0 - BM25_B) + BM25_B * lengths / avg_len
-        rows = np.repeat(np.arange(P.shape[0]), np.diff(P.indptr))
-        return _with_data(P, vals * (BM25_K1 + 1.0) / (BM25_K1 * norm[rows] + vals) * idf[P.indices])
 
-    WX = weigh(X)
-    return WX, (None if Y is None else weigh(Y))
+def weigh_rows(metric: str, P: sp.csr_matrix, idf: np.ndarray, avg_len: float) -> sp.csr_matrix:
+    """P's values weighted by TF-IDF or BM25 with the corpus statistics given."""
+    vals = P.data.astype(np.float64)
+    if metric == "tfidf":
+        return _with_data(P, np.sqrt(vals) * idf[P.indices])
+    lengths = np.asarray(P.sum(axis=1, dtype=np.float64)).ravel()
+    norm = (1.0 - BM25_B) + BM25_B * lengths / avg_len
+    rows = np.repeat(np.arange(P.shape[0]), np.diff(P.indptr))
+    return _with_data(P, vals * (BM25_K1 + 1.0) / (BM25_K1 * norm[rows] + vals) * idf[P.indices])

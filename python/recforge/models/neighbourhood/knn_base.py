@@ -57,7 +57,7 @@ from typing import Any
 import numpy as np
 import scipy.sparse as sp
 
-from recforge.kernels import similarity_topk
+from recforge.kernels import prepare_candidates, similarity_topk
 from recforge.kernels import _validation as v
 from recforge.models.neighbourhood.baselines_als import baseline_als
 from recforge.models.base import (Recommender, as_user_items, check_code_range, dense_blocks, ids_of_codes,
@@ -212,6 +212,9 @@ class NeighbourhoodModel(Recommender):
             else:
                 self._score_operand = S.T.tocsr()                  # row i = S[:, i]
                 self._score_operand.sort_indices()
+            # transposed and narrowed once, so a recommend call does only its users' work
+            self._score_candidates = prepare_candidates(self._score_operand, metric="dot",
+                                                        num_threads=int(self.num_threads))
 
     def _state(self) -> dict[str, Any]:
         state: dict[str, Any] = {"similarity_": self.similarity_}
@@ -288,7 +291,7 @@ class NeighbourhoodModel(Recommender):
         if self.feedback == "explicit":
             return self._recommend_explicit(codes, rows, n, exclude)
         left = self._left_operand(codes, rows)
-        found = similarity_topk(left, n, self._score_operand, metric="dot", exclude=exclude,
+        found = similarity_topk(left, n, self._score_candidates, metric="dot", exclude=exclude,
                                 num_threads=int(self.num_threads))
 
         def exact_rows(which):
