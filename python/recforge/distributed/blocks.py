@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import hashlib
+import uuid
 from typing import Any, Callable, Iterable
 
 import numpy as np
@@ -21,8 +22,7 @@ def row_blocks(m: int, block_rows: int | None, workers: int) -> list[slice]:
 
 
 def job_token(*parts: Any) -> str:
-    """A short digest of a job's inputs, so tasks of the same job share a key prefix and a
-    re-submitted identical job reuses finished blocks."""
+    """A short digest of a job's inputs: the key prefix of its tasks (readable on the dashboard)."""
     h = hashlib.sha256()
     for part in parts:
         if isinstance(part, np.ndarray):
@@ -38,9 +38,12 @@ def job_token(*parts: Any) -> str:
 
 def run_blocks(client: Any, name: str, token: str, fn: Callable, blocks: Iterable[slice],
                args_of: Callable[[slice], tuple], **shared: Any) -> list[Any]:
-    """Submit ``fn(*args_of(block), **shared)`` per block with key ``name-token-start`` and
-    gather the results in block order. Tasks are pure: a block lost with its worker is rerun."""
-    futures = [client.submit(fn, *args_of(b), **shared, key=f"recforge-{name}-{token}-{b.start}", pure=True,
-                             retries=2)
+    """Submit ``fn(*args_of(block), **shared)`` per block with key ``name-token-call-start`` and
+    gather the results in block order. Tasks are pure: a block lost with its worker is rerun
+    under the same key. Each call gets its own keys, so a job repeated while the scheduler still
+    forgets the previous one's results never meets them half-released."""
+    call = uuid.uuid4().hex[:8]
+    futures = [client.submit(fn, *args_of(b), **shared, key=f"recforge-{name}-{token}-{call}-{b.start}",
+                             pure=True, retries=2)
                for b in blocks]
     return client.gather(futures)

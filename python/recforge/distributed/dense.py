@@ -66,7 +66,7 @@ def dense_topk(Q: Any, V: Any, k: int, *, exclude: Any = None, metric: str = "do
         blocks = row_blocks(m, block_rows, len(client.nthreads()))
         token = job_token("dense", Q, V, k, metric, exclude, output)
         query = lambda b: Q[b]  # noqa: E731
-    scattered = client.scatter(V, broadcast=True, hash=True)
+    scattered = client.scatter(V, broadcast=True, hash=False)   # hash=True can race a release of equal data
     results = run_blocks(
         client, "dense", token, _block, blocks,
         lambda b: (query(b), scattered, b.start, k, None if exclude is None else exclude[b]),

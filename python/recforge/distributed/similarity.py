@@ -149,8 +149,8 @@ def _sharded_half_product(client: Any, X: sp.csr_matrix, k: int, exclude: sp.csr
     """Y=None as the half product in row-range shards (one per worker), merged row by row."""
     shards = pair_ranges(X, max(len(client.nthreads()), 1))
     token = job_token("similarity-half", X, k, sorted(kernel_args.items()), exclude)
-    scattered_x = client.scatter(X, broadcast=True, hash=True)
-    scattered_ex = None if exclude is None else client.scatter(exclude, broadcast=True, hash=True)
+    scattered_x = client.scatter(X, broadcast=True, hash=False)
+    scattered_ex = None if exclude is None else client.scatter(exclude, broadcast=True, hash=False)
     parts = run_blocks(client, "similarity-half", token, _half_shard, shards,
                        lambda b: (scattered_x, k, b.start, b.stop, scattered_ex), kernel_args=kernel_args)
     return parts[0] if len(parts) == 1 else merge_row_candidates(parts, min(k, X.shape[0]))

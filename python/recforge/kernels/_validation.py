@@ -203,11 +203,15 @@ def with_value_dtype(X: sp.csr_matrix, dtype: np.dtype) -> sp.csr_matrix:
     return X if X.dtype == dtype else X.astype(dtype)
 
 
+def contiguous(a: Any, dtype: Any = None) -> np.ndarray:
+    """``a`` C-contiguous and aligned (a copy only when it is not): arrays unpickled from a
+    buffer (e.g. shipped by Dask) may sit at an odd address, which the core must never read."""
+    return np.require(a, dtype=dtype, requirements=("C", "A"))
+
+
 def core_arrays(X: sp.csr_matrix, index_dtype: np.dtype) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(indptr, indices, data) of a canonical CSR with one index dtype, as the core expects."""
-    return (np.ascontiguousarray(X.indptr, dtype=index_dtype),
-            np.ascontiguousarray(X.indices, dtype=index_dtype),
-            np.ascontiguousarray(X.data))
+    return (contiguous(X.indptr, index_dtype), contiguous(X.indices, index_dtype), contiguous(X.data))
 
 
 def index_dtype_for(X: sp.csr_matrix, *others: sp.csr_matrix) -> np.dtype:
@@ -239,7 +243,7 @@ def as_dense(X: Any, name: str, dtype: np.dtype | None = None) -> np.ndarray:
     if X.ndim != 2:
         raise ValueError(f"{name} must be 2-D, got shape {X.shape}")
     dtype = value_dtype(X.dtype, name) if dtype is None else np.dtype(dtype)
-    X = np.ascontiguousarray(X, dtype=dtype)
+    X = contiguous(X, dtype)
     if X.size and not (np.isfinite(X.max()) and np.isfinite(X.min())):  # max/min propagate NaN
         raise ValueError(f"{name} contains NaN or infinite values")
     return X

@@ -86,8 +86,8 @@ def _prepare(Q: Any, V: Any, exclude: Any, metric: str):
     ex_indptr = ex_indices = None
     if exclude is not None:
         E = v.as_pattern(exclude, "exclude", (Q.shape[0], V.shape[0]), check_input=False)
-        ex_indptr = np.ascontiguousarray(E.indptr, dtype=np.int64)
-        ex_indices = np.ascontiguousarray(E.indices, dtype=np.int64)
+        ex_indptr = v.contiguous(E.indptr, np.int64)
+        ex_indices = v.contiguous(E.indices, np.int64)
     return Q, V, ex_indptr, ex_indices
 
 
@@ -96,4 +96,4 @@ def _unit_rows(X: np.ndarray) -> np.ndarray:
     norms = np.sqrt(np.einsum("ij,ij->i", X, X, dtype=np.float64))
     with np.errstate(divide="ignore"):
         inv = np.where(norms > 0, 1.0 / norms, 0.0)
-    return np.ascontiguousarray((X * inv[:, None]).astype(X.dtype))
+    return v.contiguous((X * inv[:, None]).astype(X.dtype))

@@ -206,7 +206,9 @@ def run_core(X, yt_arrays, n, kind, count, k, shrink, min_support, x_scale, y_sc
     """One call of the compiled core on X and the transposed candidates' arrays."""
     m, d = X.shape
     xp, xi, xd = v.core_arrays(X, idx)
-    tp, ti, yt_values = yt_arrays
+    # arrays shipped between processes (a prepared operand unpickled by Dask) may be misaligned
+    tp, ti, yt_values, x_scale, y_scale, x_size, y_size = (
+        None if a is None else v.contiguous(a) for a in (*yt_arrays, x_scale, y_scale, x_size, y_size))
     ep, ei = (None, None) if exclude is None else v.core_arrays(exclude, idx)[:2]
     indptr, indices, data = _core.similarity_topk(
         x_indptr=xp, x_indices=xi, x_data=xd, m=m, d=d, yt_indptr=tp, yt_indices=ti, yt_data=yt_values, n=n,
@@ -267,7 +269,7 @@ def _half_product_pays(X: sp.csr_matrix, Xt: sp.csr_matrix, threads: int, ratio:
     The half product offers every pair to two shared row buffers, so it pays when the
     multiply-adds per row (work) dwarf the pairs they produce (at most min(n, work) per row).
     """
-    work = _core.row_weight_sums(indptr=np.ascontiguousarray(X.indptr), indices=np.ascontiguousarray(X.indices),
+    work = _core.row_weight_sums(indptr=v.contiguous(X.indptr), indices=v.contiguous(X.indices),
                                  weights=np.diff(Xt.indptr).astype(np.float64), num_threads=threads)
     pairs = np.minimum(work, X.shape[0]).sum()
     return pairs > 0 and work.sum() >= ratio * pairs
@@ -297,7 +299,7 @@ def _prepare(metric: str, X: sp.csr_matrix, Y: sp.csr_matrix | None, threads: in
 
 def _inverse_norms(X: sp.csr_matrix, threads: int) -> np.ndarray:
     """1 / ||row||_2, and 0 for empty rows."""
-    sq = _core.row_square_sums(indptr=np.ascontiguousarray(X.indptr), data=np.ascontiguousarray(X.data),
+    sq = _core.row_square_sums(indptr=v.contiguous(X.indptr), data=v.contiguous(X.data),
                                num_threads=threads)
     with np.errstate(divide="ignore"):
         inv = np.where(sq > 0, 1.0 / np.sqrt(sq), 0.0)
