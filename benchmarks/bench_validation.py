@@ -1,6 +1,6 @@
 """What the kernels' structural input validation costs, as a fraction of similarity_topk's time.
 
-Item-item cosine (k=50) on the 20M-interaction synthetic matrix (common.powerlaw_interactions)
+Item-item cosine (k=50) on the 20M-interaction synthetic matrix (recforge.bench.inputs.cached_powerlaw_interactions)
 and on the LightGCN Gowalla train split. Times: median of the check alone
 (recforge.kernels._validation.check_sparse_structure, plus the float32 overflow bound of
 similarity_topk), and of similarity_topk with and without ``check_input``. Usage:
@@ -15,10 +15,30 @@ import time
 
 import numpy as np
 
-from common import cached_powerlaw_interactions, gowalla_train, median_time
+import statistics
+from pathlib import Path
+
+from recforge.bench.inputs import cached_powerlaw_interactions
 from recforge.kernels import _validation as v
 from recforge.kernels import similarity_topk
 from recforge.kernels.similarity import _may_overflow_float32
+
+
+def gowalla_train():
+    from recforge import datasets
+
+    root = os.environ.get("RECFORGE_DATA_DIR") or Path(__file__).resolve().parent.parent.parent / "shared" / "data"
+    train, _ = datasets.lightgcn("gowalla", data_dir=root)
+    return train.to_csr()
+
+
+def median_time(fn, repeats):
+    times, out = [], None
+    for _ in range(repeats):
+        t = time.perf_counter()
+        out = fn()
+        times.append(time.perf_counter() - t)
+    return statistics.median(times), out
 
 
 def measure(name: str, X, threads: int, repeats: int, k: int = 50) -> None:
