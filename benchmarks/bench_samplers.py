@@ -13,26 +13,17 @@ import argparse
 import numpy as np
 
 import os
-import statistics
 import time
 from pathlib import Path
-
-
-def gowalla_train():
-    from recforge import datasets
-
-    root = os.environ.get("RECFORGE_DATA_DIR") or Path(__file__).resolve().parent.parent.parent / "shared" / "data"
-    train, _ = datasets.lightgcn("gowalla", data_dir=root)
-    return train.to_csr()
+import sys
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from harness import dataset_matrix  # noqa: E402
+from recforge.bench.timing import measure as timed  # noqa: E402
 
 
 def median_time(fn, repeats):
-    times, out = [], None
-    for _ in range(repeats):
-        t = time.perf_counter()
-        out = fn()
-        times.append(time.perf_counter() - t)
-    return statistics.median(times), out
+    timing, out = timed(fn, repeat=repeats, warmup=0)
+    return timing.median, out
 
 
 def print_table(rows, columns):
@@ -69,7 +60,7 @@ def main() -> None:
     args = parser.parse_args()
     from recforge.torch.samplers import UniformNegativeSampler
 
-    X = gowalla_train()
+    X = dataset_matrix("gowalla")
     X.sum_duplicates()
     users = np.random.default_rng(0).permutation(np.repeat(np.arange(X.shape[0]), np.diff(X.indptr)))
     dense_check = X.tocsr()

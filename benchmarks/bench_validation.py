@@ -15,8 +15,11 @@ import time
 
 import numpy as np
 
-import statistics
 from pathlib import Path
+import sys
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from harness import dataset_matrix  # noqa: E402
+from recforge.bench.timing import measure as timed  # noqa: E402
 
 from recforge.bench.inputs import cached_powerlaw_interactions
 from recforge.kernels import _validation as v
@@ -24,21 +27,9 @@ from recforge.kernels import similarity_topk
 from recforge.kernels.similarity import _may_overflow_float32
 
 
-def gowalla_train():
-    from recforge import datasets
-
-    root = os.environ.get("RECFORGE_DATA_DIR") or Path(__file__).resolve().parent.parent.parent / "shared" / "data"
-    train, _ = datasets.lightgcn("gowalla", data_dir=root)
-    return train.to_csr()
-
-
 def median_time(fn, repeats):
-    times, out = [], None
-    for _ in range(repeats):
-        t = time.perf_counter()
-        out = fn()
-        times.append(time.perf_counter() - t)
-    return statistics.median(times), out
+    timing, out = timed(fn, repeat=repeats, warmup=0)
+    return timing.median, out
 
 
 def measure(name: str, X, threads: int, repeats: int, k: int = 50) -> None:
@@ -63,7 +54,7 @@ def main() -> None:
     parser.add_argument("--skip-20m", action="store_true")
     args = parser.parse_args()
     print(time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime()))
-    G = gowalla_train()
+    G = dataset_matrix("gowalla")
     measure("gowalla item-item", G.T.tocsr(), args.threads, args.repeats)
     if not args.skip_20m:
         R = cached_powerlaw_interactions()
