@@ -26,24 +26,35 @@ def test_mmr_hand_worked():
     assert mmr(items, scores, V, lambda_=0.0, n=2)[0].tolist() == [[0, 2]]   # ties: earlier candidate
 
 
+def _greedy_loop(row_items, row_scores, n, value):
+    """Per-user reference greedy: the valid candidates, their min-max scaled relevance, and at
+    each step the not-yet-chosen position with the highest value(pos, chosen, rel, cand) (the
+    first on ties)."""
+    cand = [(i, s) for i, s in zip(row_items, row_scores) if i >= 0]
+    lo, hi = min(s for _, s in cand), max(s for _, s in cand)
+    rel = [((s - lo) / (hi - lo) if hi > lo else 1.0) for _, s in cand]
+    chosen = []
+    while len(chosen) < min(n, len(cand)):
+        best, best_val = None, -math.inf
+        for pos in range(len(cand)):
+            if pos in chosen:
+                continue
+            val = value(pos, chosen, rel, cand)
+            if val > best_val:
+                best, best_val = pos, val
+        chosen.append(best)
+    return [cand[c][0] for c in chosen]
+
+
 def _mmr_loop(items, scores, sim, lam, n):
+    def value(pos, chosen, rel, cand):
+        penalty = max((sim[cand[pos][0], cand[c][0]] for c in chosen), default=0.0)
+        return lam * rel[pos] - (1 - lam) * penalty
+
     out = []
     for row_items, row_scores in zip(items, scores):
-        cand = [(i, s) for i, s in zip(row_items, row_scores) if i >= 0]
-        lo, hi = min(s for _, s in cand), max(s for _, s in cand)
-        rel = {pos: ((s - lo) / (hi - lo) if hi > lo else 1.0) for pos, (_, s) in enumerate(cand)}
-        chosen = []
-        while len(chosen) < min(n, len(cand)):
-            best, best_val = None, -math.inf
-            for pos, (i, _) in enumerate(cand):
-                if pos in chosen:
-                    continue
-                penalty = max((sim[i, cand[c][0]] for c in chosen), default=0.0)
-                val = lam * rel[pos] - (1 - lam) * penalty
-                if val > best_val:
-                    best, best_val = pos, val
-            chosen.append(best)
-        out.append([cand[c][0] for c in chosen] + [-1] * (n - len(chosen)))
+        picked = _greedy_loop(row_items, row_scores, n, value)
+        out.append(picked + [-1] * (n - len(picked)))
     return out
 
 
@@ -98,24 +109,14 @@ def _calibrate_loop(items, scores, C, P, lam, n, alpha=0.01):
     C = C / np.maximum(C.sum(axis=1, keepdims=True), 1e-300)
     out = []
     for row_items, row_scores, p in zip(items, scores, P):
-        cand = [(i, s) for i, s in zip(row_items, row_scores) if i >= 0]
-        lo, hi = min(s for _, s in cand), max(s for _, s in cand)
-        rel = [((s - lo) / (hi - lo) if hi > lo else 1.0) for _, s in cand]
-        chosen = []
-        while len(chosen) < min(n, len(cand)):
-            best, best_val = None, -math.inf
-            for pos, (i, _) in enumerate(cand):
-                if pos in chosen:
-                    continue
-                trial = chosen + [pos]
-                q = sum(C[cand[t][0]] for t in trial) / len(trial)
-                qt = (1 - alpha) * q + alpha * p
-                kl = sum(pg * math.log(pg / qg) for pg, qg in zip(p, qt) if pg > 0)
-                val = (1 - lam) * sum(rel[t] for t in trial) - lam * kl
-                if val > best_val:
-                    best, best_val = pos, val
-            chosen.append(best)
-        out.append([cand[c][0] for c in chosen])
+        def value(pos, chosen, rel, cand, p=p):
+            trial = chosen + [pos]
+            q = sum(C[cand[t][0]] for t in trial) / len(trial)
+            qt = (1 - alpha) * q + alpha * p
+            kl = sum(pg * math.log(pg / qg) for pg, qg in zip(p, qt) if pg > 0)
+            return (1 - lam) * sum(rel[t] for t in trial) - lam * kl
+
+        out.append(_greedy_loop(row_items, row_scores, n, value))
     return out
 
 
