@@ -108,8 +108,8 @@ def test_matches_reference_exactly_on_integer_data(m, n, d, k, density, full_row
 
 @pytest.mark.parametrize("isa", ISAS)
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
-# m <= 8 takes the few-queries path (items scanned from V directly; (5, 30000, 64) splits the
-# items between threads), larger m the packed microkernels.
+# m <= 8 takes the few-queries path (panels packed one at a time; (5, 30000, 64) splits the
+# panels between threads), larger m packs V whole and splits the queries into blocks.
 @pytest.mark.parametrize("shape", [(1, 1, 1, 1), (7, 33, 5, 3), (5, 30000, 64, 25), (70, 1500, 64, 10),
                                    (50, 700, 19, 200), (9, 40, 3, 40)])
 def test_every_microkernel_matches_reference(isa, dtype, shape):

@@ -52,12 +52,12 @@ registry.register(PureSVD)
 
 class TestEmbeddingContract(RecommenderContract):
     def make_model(self):
-        return PureSVD()
+        return PureSVD(dim=16)
 
 
 class TestEmbeddingWithBiasContract(RecommenderContract):
     def make_model(self):
-        return PureSVD(dim=4, bias=True)
+        return PureSVD(dim=12, bias=True)
 
     def test_registered(self):
         pytest.skip("the same class as TestEmbeddingContract")

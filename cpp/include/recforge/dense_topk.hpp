@@ -8,7 +8,14 @@
 // since items arrive in increasing order) and kept in that row's candidate buffer (see Selector).
 //
 // Work is split into blocks of up to QB queries (one per OpenMP task); a block walks all items
-// panel by panel, so memory is O(n d) for the packed items plus O(threads x QB x k).
+// panel by panel, so memory is O(n d) for the packed items plus O(threads x QB x k). A handful
+// of queries (m <= kFewQueries) instead splits the panels between threads, each panel packed on
+// the fly into an L1-sized buffer (or read from items packed once by the caller: PackedItems).
+//
+// Batch invariance: every score is the same microkernel's sum, c = fma(q_c, v_c, c) for
+// c = 0 .. d-1 in order from 0, whatever the number of queries, the blocking, the thread count
+// or whether the items were packed beforehand; so a query's result does not depend, to the
+// last bit, on which other queries share its call.
 // Microkernels (queries x items per tile): AVX-512 8 x 32 (float64 8 x 16), AVX2+FMA 6 x 16
 // (6 x 8) and portable C++ 4 x 8, picked at run time (`__builtin_cpu_supports`); the build
 // itself stays at the x86-64 baseline.
@@ -217,24 +224,39 @@ struct AlignedBuffer {
 // Items packed panel by panel: panel p holds items [p NR, p NR + NR) as d rows of NR values
 // (zeros past n).
 template <class T, int NR>
+inline void pack_panel(const T* V, int64_t n, int64_t d, int64_t p, T* dst) {
+    for (int l = 0; l < NR; ++l) {
+        const int64_t j = p * NR + l;
+        if (j < n) {
+            const T* src = V + j * d;
+            for (int64_t kk = 0; kk < d; ++kk) dst[kk * NR + l] = src[kk];
+        } else {
+            for (int64_t kk = 0; kk < d; ++kk) dst[kk * NR + l] = T(0);
+        }
+    }
+}
+
+template <class T, int NR>
 AlignedBuffer<T> pack_items(const T* V, int64_t n, int64_t d, int num_threads) {
     const int64_t panels = (n + NR - 1) / NR;
     AlignedBuffer<T> packed(static_cast<size_t>(panels * d * NR));
     T* out = packed.get();
 #pragma omp parallel for num_threads(num_threads) schedule(static)
-    for (int64_t p = 0; p < panels; ++p) {
-        T* dst = out + p * d * NR;
-        for (int l = 0; l < NR; ++l) {
-            const int64_t j = p * NR + l;
-            if (j < n) {
-                const T* src = V + j * d;
-                for (int64_t kk = 0; kk < d; ++kk) dst[kk * NR + l] = src[kk];
-            } else {
-                for (int64_t kk = 0; kk < d; ++kk) dst[kk * NR + l] = T(0);
-            }
+    for (int64_t p = 0; p < panels; ++p) pack_panel<T, NR>(V, n, d, p, out + p * d * NR);
+    return packed;
+}
+
+// Queries packed group by group as d x MR (zeros past the last row).
+template <class T, int MR>
+inline void pack_queries(const T* Q, int64_t rows, int64_t d, T* dst) {
+    const int64_t groups = (rows + MR - 1) / MR;
+    for (int64_t g = 0; g < groups; ++g) {
+        T* out = dst + g * d * MR;
+        for (int i = 0; i < MR; ++i) {
+            const int64_t r = g * MR + i;
+            for (int64_t kk = 0; kk < d; ++kk) out[kk * MR + i] = r < rows ? Q[r * d + kk] : T(0);
         }
     }
-    return packed;
 }
 
 // The running top-k of one query over items visited in increasing order, exclusion fused.
@@ -268,17 +290,58 @@ struct Selector {
     int64_t finish() { return static_cast<int64_t>(select_topk(entries, static_cast<size_t>(count), static_cast<size_t>(k))); }
 };
 
+// Scores one packed panel against the used query groups and offers what beats each row's
+// threshold to that row's selector.
 template <class T, class Kernel>
-void run(const T* Q, int64_t m, const T* V, int64_t n, int64_t d, int64_t k, const Exclusion& ex,
-         int64_t* out_indices, float* out_scores, int64_t out_k, int num_threads) {
+inline void score_panel(const T* qpack, int64_t used_groups, int64_t rows, const T* vp, int64_t p, int64_t d,
+                        uint64_t valid, T* thr, Selector<T>* sel, T* tile) {
+    constexpr int MR = Kernel::MR;
+    constexpr int NR = Kernel::NR;
+    uint64_t masks[MR];
+    for (int64_t g = 0; g < used_groups; ++g) {
+        const int live = static_cast<int>(std::min<int64_t>(MR, rows - g * MR));
+        Kernel::tile(qpack + g * d * MR, vp, d, thr + g * MR, tile, masks);
+        for (int i = 0; i < live; ++i) {
+            uint64_t mk = masks[i] & valid;
+            while (mk) {
+                const int l = __builtin_ctzll(mk);
+                mk &= mk - 1;
+                Selector<T>& row = sel[g * MR + i];
+                row.offer(p * NR + l, tile[i * NR + l]);
+                thr[g * MR + i] = row.thr;
+            }
+        }
+    }
+}
+
+// Best first, then pad with (-1, -inf) when fewer than out_k items were eligible.
+template <class T>
+inline void write_row(Selector<T>& h, int64_t* oi, float* os, int64_t out_k) {
+    const int64_t kept = h.finish();
+    for (int64_t t = 0; t < kept; ++t) {
+        oi[t] = h.entries[t].index;
+        os[t] = static_cast<float>(h.entries[t].score);
+    }
+    for (int64_t t = kept; t < out_k; ++t) {
+        oi[t] = -1;
+        os[t] = -std::numeric_limits<float>::infinity();
+    }
+}
+
+template <int NR>
+inline uint64_t last_panel_mask(int64_t n) {
+    return (n % NR) == 0 ? ~uint64_t(0) : ((uint64_t(1) << (n % NR)) - 1);
+}
+
+// Many queries: blocks of queries (one OpenMP task each) walk the packed items.
+template <class T, class Kernel>
+void run_blocks(const T* Q, int64_t m, const T* vp_all, int64_t n, int64_t d, int64_t k, const Exclusion& ex,
+                int64_t* out_indices, float* out_scores, int64_t out_k, int num_threads) {
     constexpr int MR = Kernel::MR;
     constexpr int NR = Kernel::NR;
     constexpr int64_t kMaxGroups = 32;       // up to 32 x MR queries per block
     constexpr int64_t kPanelsPerChunk = 16;  // items visited by all groups of a block before moving on
     const int64_t panels = (n + NR - 1) / NR;
-    const AlignedBuffer<T> packed = pack_items<T, NR>(V, n, d, num_threads);
-    const T* vp_all = packed.get();
-
     const int64_t per_thread = (m + num_threads - 1) / num_threads;
     // The candidate buffers of a block stay within ~2 MiB (about an L2), so a large k shrinks the block.
     const int64_t buffer_groups = std::max<int64_t>(1, (int64_t(1) << 17) / (MR * 2 * k));
@@ -286,7 +349,7 @@ void run(const T* Q, int64_t m, const T* V, int64_t n, int64_t d, int64_t k, con
         1, std::min({kMaxGroups, buffer_groups, (per_thread + MR - 1) / MR}));
     const int64_t qb = groups * MR;
     const int64_t blocks = (m + qb - 1) / qb;
-    const uint64_t last_valid = (n % NR) == 0 ? ~uint64_t(0) : ((uint64_t(1) << (n % NR)) - 1);
+    const uint64_t last_valid = last_panel_mask<NR>(n);
 
 #pragma omp parallel num_threads(num_threads)
     {
@@ -295,21 +358,13 @@ void run(const T* Q, int64_t m, const T* V, int64_t n, int64_t d, int64_t k, con
         std::vector<Scored<T, int64_t>> cand_store(static_cast<size_t>(qb * 2 * k));
         std::vector<Selector<T>> sel(static_cast<size_t>(qb));
         std::vector<T> thr(static_cast<size_t>(qb));  // sel[r].thr, contiguous for the microkernel
-        uint64_t masks[MR];
 
 #pragma omp for schedule(dynamic, 1)
         for (int64_t b = 0; b < blocks; ++b) {
             const int64_t r0 = b * qb;
             const int64_t rows = std::min(qb, m - r0);
             const int64_t used_groups = (rows + MR - 1) / MR;
-            // Pack the block's queries group by group as d x MR (zeros past the last row).
-            for (int64_t g = 0; g < used_groups; ++g) {
-                T* dst = qpack.get() + g * d * MR;
-                for (int i = 0; i < MR; ++i) {
-                    const int64_t r = g * MR + i;
-                    for (int64_t kk = 0; kk < d; ++kk) dst[kk * MR + i] = r < rows ? Q[(r0 + r) * d + kk] : T(0);
-                }
-            }
+            pack_queries<T, MR>(Q + r0 * d, rows, d, qpack.get());
             for (int64_t r = 0; r < qb; ++r) {
                 sel[r] = Selector<T>{cand_store.data() + r * 2 * k, k};
                 if (ex.indptr && r < rows) {
@@ -319,118 +374,64 @@ void run(const T* Q, int64_t m, const T* V, int64_t n, int64_t d, int64_t k, con
                 }
                 thr[r] = sel[r].thr;
             }
-
             for (int64_t p0 = 0; p0 < panels; p0 += kPanelsPerChunk) {
                 const int64_t p1 = std::min(panels, p0 + kPanelsPerChunk);
-                for (int64_t g = 0; g < used_groups; ++g) {
-                    const T* qp = qpack.get() + g * d * MR;
-                    const int live = static_cast<int>(std::min<int64_t>(MR, rows - g * MR));
-                    for (int64_t p = p0; p < p1; ++p) {
-                        Kernel::tile(qp, vp_all + p * d * NR, d, thr.data() + g * MR, tile.get(), masks);
-                        const uint64_t valid = p == panels - 1 ? last_valid : ~uint64_t(0);
-                        for (int i = 0; i < live; ++i) {
-                            uint64_t mk = masks[i] & valid;
-                            while (mk) {
-                                const int l = __builtin_ctzll(mk);
-                                mk &= mk - 1;
-                                Selector<T>& row = sel[g * MR + i];
-                                row.offer(p * NR + l, tile.get()[i * NR + l]);
-                                thr[g * MR + i] = row.thr;
-                            }
-                        }
-                    }
-                }
+                for (int64_t p = p0; p < p1; ++p)
+                    score_panel<T, Kernel>(qpack.get(), used_groups, rows, vp_all + p * d * NR, p, d,
+                                           p == panels - 1 ? last_valid : ~uint64_t(0), thr.data(), sel.data(),
+                                           tile.get());
             }
-            // Best first, then pad with (-1, -inf) when fewer than out_k items were eligible.
-            for (int64_t r = 0; r < rows; ++r) {
-                Selector<T>& h = sel[r];
-                const int64_t kept = h.finish();
-                int64_t* oi = out_indices + (r0 + r) * out_k;
-                float* os = out_scores + (r0 + r) * out_k;
-                for (int64_t t = 0; t < kept; ++t) {
-                    oi[t] = h.entries[t].index;
-                    os[t] = static_cast<float>(h.entries[t].score);
-                }
-                for (int64_t t = kept; t < out_k; ++t) {
-                    oi[t] = -1;
-                    os[t] = -std::numeric_limits<float>::infinity();
-                }
-            }
+            for (int64_t r = 0; r < rows; ++r)
+                write_row(sel[r], out_indices + (r0 + r) * out_k, out_scores + (r0 + r) * out_k, out_k);
         }
     }
 }
 
-// --- few queries: no packing ---------------------------------------------------------------
-// Packing the items costs about as much as a few passes over V, so for a handful of queries the
-// items are read straight from V (row-major), each once, and scored against every query while in
-// L1. Threads split the items; their partial top-k lists are merged per query at the end.
+// --- few queries ---------------------------------------------------------------------------
+// Packing all items costs about as much as a few passes over V, so a handful of queries splits
+// the panels between threads instead, each thread packing one panel at a time into an L1-sized
+// buffer (or reading the caller's packed items); the threads' partial top-k lists are merged per
+// query at the end. The scores are the same microkernel's as above.
 
 constexpr int64_t kFewQueries = 8;
 
-// <a, b> with independent per-lane partial sums, so it vectorises without -ffast-math.
-template <class T>
-__attribute__((always_inline)) inline T lane_dot(const T* a, const T* b, int64_t d) {
-    constexpr int L = 64 / sizeof(T);
-    T acc[L] = {};
-    int64_t t = 0;
-    for (; t + L <= d; t += L)
-        for (int l = 0; l < L; ++l) acc[l] += a[t + l] * b[t + l];
-    T s = T(0);
-    for (int l = 0; l < L; ++l) s += acc[l];
-    for (; t < d; ++t) s += a[t] * b[t];
-    return s;
-}
-
-template <class T>
-__attribute__((always_inline)) inline void scan_items_body(const T* Q, int64_t m, const T* V, int64_t d, int64_t j0,
-                                                          int64_t j1, Selector<T>* sel) {
-    for (int64_t j = j0; j < j1; ++j) {
-        const T* v = V + j * d;
-        for (int64_t i = 0; i < m; ++i) {
-            const T s = lane_dot(Q + i * d, v, d);
-            if (s > sel[i].thr) sel[i].offer(j, s);
-        }
-    }
-}
-
-#define RECFORGE_SCAN_VARIANT(NAME, TARGET)                                                                   \
-    template <class T>                                                                                        \
-    TARGET void NAME(const T* Q, int64_t m, const T* V, int64_t d, int64_t j0, int64_t j1, Selector<T>* sel) { \
-        scan_items_body<T>(Q, m, V, d, j0, j1, sel);                                                          \
-    }
-#if defined(__x86_64__) || defined(__i386__)
-RECFORGE_SCAN_VARIANT(scan_items_avx512, __attribute__((target("avx512f,avx2,fma,prefer-vector-width=512"))))
-RECFORGE_SCAN_VARIANT(scan_items_avx2, __attribute__((target("avx2,fma"))))
-#endif
-RECFORGE_SCAN_VARIANT(scan_items_generic, )
-#undef RECFORGE_SCAN_VARIANT
-
-template <class T>
-void run_few(const T* Q, int64_t m, const T* V, int64_t n, int64_t d, int64_t k, const Exclusion& ex,
-             int64_t* out_indices, float* out_scores, int64_t out_k, int num_threads, Isa isa) {
-    auto scan = &scan_items_generic<T>;
-#if defined(__x86_64__) || defined(__i386__)
-    if (isa == Isa::Avx512) scan = &scan_items_avx512<T>;
-    if (isa == Isa::Avx2) scan = &scan_items_avx2<T>;
-#endif
+template <class T, class Kernel>
+void run_panels(const T* Q, int64_t m, const T* V, const T* vp_all, int64_t n, int64_t d, int64_t k,
+                const Exclusion& ex, int64_t* out_indices, float* out_scores, int64_t out_k, int num_threads) {
+    constexpr int MR = Kernel::MR;
+    constexpr int NR = Kernel::NR;
+    const int64_t panels = (n + NR - 1) / NR;
+    const int64_t groups = (m + MR - 1) / MR;
+    const uint64_t last_valid = last_panel_mask<NR>(n);
+    AlignedBuffer<T> qpack(static_cast<size_t>(groups * d * MR));
+    pack_queries<T, MR>(Q, m, d, qpack.get());
     // Waking threads costs more than scanning a few million values: split only larger scans.
-    const int64_t parts = std::max<int64_t>(1, std::min<int64_t>(num_threads, m * n * d / (int64_t(1) << 22)));
+    const int64_t parts =
+        std::max<int64_t>(1, std::min<int64_t>({int64_t(num_threads), panels, m * n * d / (int64_t(1) << 22)}));
     std::vector<Scored<T, int64_t>> store(static_cast<size_t>(parts * m * 2 * k));
     std::vector<int64_t> counts(static_cast<size_t>(parts * m));
 #pragma omp parallel for num_threads(static_cast<int>(parts)) schedule(static, 1)
     for (int64_t part = 0; part < parts; ++part) {
-        const int64_t j0 = n * part / parts, j1 = n * (part + 1) / parts;
-        std::vector<Selector<T>> sel(static_cast<size_t>(m));
+        const int64_t p0 = panels * part / parts, p1 = panels * (part + 1) / parts;
+        AlignedBuffer<T> panel(vp_all ? 1 : static_cast<size_t>(d * NR));
+        AlignedBuffer<T> tile(static_cast<size_t>(MR * NR));
+        std::vector<Selector<T>> sel(static_cast<size_t>(groups * MR));
+        std::vector<T> thr(static_cast<size_t>(groups * MR), -std::numeric_limits<T>::infinity());
         for (int64_t i = 0; i < m; ++i) {
             sel[i].entries = store.data() + (part * m + i) * 2 * k;
             sel[i].k = k;
             if (ex.indptr) {
                 sel[i].ex = ex.indices;
-                sel[i].cursor = std::lower_bound(ex.indices + ex.indptr[i], ex.indices + ex.indptr[i + 1], j0) - ex.indices;
+                sel[i].cursor =
+                    std::lower_bound(ex.indices + ex.indptr[i], ex.indices + ex.indptr[i + 1], p0 * NR) - ex.indices;
                 sel[i].cursor_end = ex.indptr[i + 1];
             }
         }
-        scan(Q, m, V, d, j0, j1, sel.data());
+        for (int64_t p = p0; p < p1; ++p) {
+            if (!vp_all) pack_panel<T, NR>(V, n, d, p, panel.get());
+            score_panel<T, Kernel>(qpack.get(), groups, m, vp_all ? vp_all + p * d * NR : panel.get(), p, d,
+                                   p == panels - 1 ? last_valid : ~uint64_t(0), thr.data(), sel.data(), tile.get());
+        }
         for (int64_t i = 0; i < m; ++i) counts[part * m + i] = sel[i].count;
     }
     std::vector<Scored<T, int64_t>> merged(static_cast<size_t>(parts * 2 * k));
@@ -441,33 +442,64 @@ void run_few(const T* Q, int64_t m, const T* V, int64_t n, int64_t d, int64_t k,
             std::copy(src, src + counts[part * m + i], merged.begin() + total);
             total += static_cast<size_t>(counts[part * m + i]);
         }
-        const size_t kept = select_topk(merged.data(), total, static_cast<size_t>(k));
-        for (size_t t = 0; t < kept; ++t) {
-            out_indices[i * out_k + t] = merged[t].index;
-            out_scores[i * out_k + t] = static_cast<float>(merged[t].score);
-        }
-        for (int64_t t = static_cast<int64_t>(kept); t < out_k; ++t) {
-            out_indices[i * out_k + t] = -1;
-            out_scores[i * out_k + t] = -std::numeric_limits<float>::infinity();
-        }
+        Selector<T> all{merged.data(), k};
+        all.count = static_cast<int64_t>(total);
+        write_row(all, out_indices + i * out_k, out_scores + i * out_k, out_k);
     }
 }
 
-// Entry point: picks the microkernel (the best the CPU supports unless `isa` asks for a lower one). k <= n; out_k >= k columns are written (the rest padded).
-template <class T>
-void dense_topk(const T* Q, int64_t m, const T* V, int64_t n, int64_t d, int64_t k, const Exclusion& ex,
-                int64_t* out_indices, float* out_scores, int64_t out_k, int num_threads, Isa isa) {
-    if (m <= kFewQueries) return run_few<T>(Q, m, V, n, d, k, ex, out_indices, out_scores, out_k, num_threads, isa);
+template <class T, class Kernel>
+void run(const T* Q, int64_t m, const T* V, const T* packed, int64_t n, int64_t d, int64_t k, const Exclusion& ex,
+         int64_t* out_indices, float* out_scores, int64_t out_k, int num_threads) {
+    if (m <= kFewQueries)
+        return run_panels<T, Kernel>(Q, m, V, packed, n, d, k, ex, out_indices, out_scores, out_k, num_threads);
+    if (packed)
+        return run_blocks<T, Kernel>(Q, m, packed, n, d, k, ex, out_indices, out_scores, out_k, num_threads);
+    const AlignedBuffer<T> own = pack_items<T, Kernel::NR>(V, n, d, num_threads);
+    run_blocks<T, Kernel>(Q, m, own.get(), n, d, k, ex, out_indices, out_scores, out_k, num_threads);
+}
+
+// Calls f(Kernel{}) with the microkernel dense_topk uses for T on `isa`.
+template <class T, class F>
+decltype(auto) with_kernel(Isa isa, F&& f) {
 #if defined(__x86_64__) || defined(__i386__)
     if constexpr (std::is_same_v<T, float>) {
-        if (isa == Isa::Avx512) return run<float, Avx512Kernel>(Q, m, V, n, d, k, ex, out_indices, out_scores, out_k, num_threads);
-        if (isa == Isa::Avx2) return run<float, Avx2Kernel>(Q, m, V, n, d, k, ex, out_indices, out_scores, out_k, num_threads);
+        if (isa == Isa::Avx512) return f(Avx512Kernel{});
+        if (isa == Isa::Avx2) return f(Avx2Kernel{});
     } else {
-        if (isa == Isa::Avx512) return run<double, Avx512KernelF64>(Q, m, V, n, d, k, ex, out_indices, out_scores, out_k, num_threads);
-        if (isa == Isa::Avx2) return run<double, Avx2KernelF64>(Q, m, V, n, d, k, ex, out_indices, out_scores, out_k, num_threads);
+        if (isa == Isa::Avx512) return f(Avx512KernelF64{});
+        if (isa == Isa::Avx2) return f(Avx2KernelF64{});
     }
 #endif
-    run<T, GenericKernel<T>>(Q, m, V, n, d, k, ex, out_indices, out_scores, out_k, num_threads);
+    return f(GenericKernel<T>{});
+}
+
+// Items packed once for many dense_topk calls with the same V: the panel layout of `isa`'s
+// microkernel (NR items per panel).
+template <class T>
+struct PackedItems {
+    AlignedBuffer<T> data;
+    int64_t n, d;
+    Isa isa;
+};
+
+template <class T>
+PackedItems<T> pack(const T* V, int64_t n, int64_t d, int num_threads, Isa isa) {
+    return with_kernel<T>(isa, [&](auto kernel) {
+        return PackedItems<T>{pack_items<T, decltype(kernel)::NR>(V, n, d, num_threads), n, d, isa};
+    });
+}
+
+// Entry point: picks the microkernel (the best the CPU supports unless `isa` asks for a lower one).
+// k <= n; out_k >= k columns are written (the rest padded). `packed`, when given, is V packed by
+// pack() for the same isa, and V is then not read.
+template <class T>
+void dense_topk(const T* Q, int64_t m, const T* V, int64_t n, int64_t d, int64_t k, const Exclusion& ex,
+                int64_t* out_indices, float* out_scores, int64_t out_k, int num_threads, Isa isa,
+                const T* packed = nullptr) {
+    with_kernel<T>(isa, [&](auto kernel) {
+        run<T, decltype(kernel)>(Q, m, V, packed, n, d, k, ex, out_indices, out_scores, out_k, num_threads);
+    });
 }
 
 }  // namespace dense

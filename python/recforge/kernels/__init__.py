@@ -16,7 +16,8 @@ from recforge.kernels.graph import COMBINE_MODES, normalize_adjacency, propagate
 from recforge.kernels.similarity import METRICS as SIMILARITY_METRICS
 from recforge.kernels.similarity import similarity_topk
 from recforge.kernels.prepared import PreparedCandidates, prepare_candidates
+from recforge.kernels.prepared_dense import PreparedDenseItems, prepare_dense_items
 
 __all__ = ["similarity_topk", "prepare_candidates", "PreparedCandidates", "SIMILARITY_METRICS",
-           "dense_topk", "DENSE_METRICS",
+           "dense_topk", "prepare_dense_items", "PreparedDenseItems", "DENSE_METRICS",
            "normalize_adjacency", "spmm", "propagate", "COMBINE_MODES"]

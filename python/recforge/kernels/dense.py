@@ -34,7 +34,19 @@ def dense_topk(Q: Any, V: Any, k: int, *, exclude: Any = None, metric: str = "do
 
     The same rules hold on both backends: the arguments are checked here, once
     (:func:`check_dense_arguments`), before the CPU or CUDA core runs.
+
+    V may be a :class:`~recforge.kernels.PreparedDenseItems` (:func:`prepare_dense_items`): V
+    cast, normalised and packed once for many calls, with identical results.
+
+    Every score is one microkernel's sum :math:`c \leftarrow \mathrm{fma}(q_c, v_c, c)` over
+    :math:`c = 0, \dots, d-1` in order, so a row's result does not depend, to the last bit, on the
+    other rows of Q in the same call, on the thread count or on whether V was prepared.
     """
+    from recforge.kernels.prepared_dense import PreparedDenseItems, dense_topk_prepared
+
+    if isinstance(V, PreparedDenseItems):
+        return dense_topk_prepared(Q, V, k, exclude=exclude, metric=metric, num_threads=num_threads,
+                                   backend=backend, check_input=check_input)
     k = v.check_positive_int(k, "k")
     threads = resolve_num_threads(num_threads)
     on_cuda = resolve_backend(backend, Q, V, supported=("cpu", "cuda")) == "cuda"

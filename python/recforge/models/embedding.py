@@ -28,7 +28,7 @@ from typing import Any
 import numpy as np
 import scipy.sparse as sp
 
-from recforge.kernels import dense_topk
+from recforge.kernels import dense_topk, prepare_dense_items
 from recforge.kernels import _validation as v
 from recforge.models.base import Recommender, check_code_range, ids_of_codes, known_codes
 from recforge.models.training_data import HistoryChunk
@@ -49,17 +49,43 @@ class EmbeddingRecommender(Recommender):
 
     def _item_matrix(self) -> np.ndarray:
         """The item side handed to dense_topk: V, or [V | b] when the model has item biases."""
-        cached = getattr(self, "_item_side", None)
-        if cached is not None and cached[0] is self.item_factors_:
-            return cached[1]
-        V = np.ascontiguousarray(self.item_factors_, dtype=np.float32)
+        return self._item_side()[0]
+
+    def _prepared_items(self):
+        """``_item_matrix`` prepared once for dense_topk (cast, normalised and packed; see
+        :func:`recforge.kernels.prepare_dense_items`), rebuilt when the factors are replaced."""
+        return self._item_side()[1]
+
+    def _item_side(self):
         bias = getattr(self, "item_bias_", None)
+        cached = getattr(self, "_item_side_cache", None)
+        if cached is not None and cached[0] is self.item_factors_ and cached[1] is bias:
+            return cached[2]
+        V = np.ascontiguousarray(self.item_factors_, dtype=np.float32)
         if bias is not None:
             if self.score_metric != "dot":
                 raise ValueError("item biases apply to the dot score only")
             V = np.ascontiguousarray(np.hstack([V, np.asarray(bias, np.float32).reshape(-1, 1)]))
-        self._item_side = (self.item_factors_, V)
-        return V
+        side = (V, prepare_dense_items(V, metric=self.score_metric, num_threads=self._threads()))
+        self._item_side_cache = (self.item_factors_, bias, side)
+        return side
+
+    def __getstate__(self) -> dict[str, Any]:
+        """Pickled without the prepared operands (rebuilt on first use where it is loaded)."""
+        state = super().__getstate__()
+        state.pop("_item_side_cache", None)
+        state.pop("_cosine_cache", None)
+        return state
+
+    def _prepared_cosine(self, M: np.ndarray, key: str):
+        """M (item or user vectors) prepared once for cosine ranking, rebuilt when M is replaced."""
+        cache = self.__dict__.setdefault("_cosine_cache", {})
+        cached = cache.get(key)
+        if cached is None or cached[0] is not M:
+            cached = (M, prepare_dense_items(np.asarray(M, np.float32), metric="cosine",
+                                             num_threads=self._threads()))
+            cache[key] = cached
+        return cached[1]
 
     def _query_matrix(self, Q: np.ndarray) -> np.ndarray:
         """User vectors shaped to meet ``_item_matrix`` (a column of ones for the bias)."""
@@ -90,7 +116,7 @@ class EmbeddingRecommender(Recommender):
     # ------------------------------------------------------------------ contract
     def _recommend_chunk(self, codes, history, n, exclude):
         Q = self._query_matrix(self._user_vectors(codes, history))
-        return dense_topk(Q, self._item_matrix(), n, exclude=exclude, metric=self.score_metric,
+        return dense_topk(Q, self._prepared_items(), n, exclude=exclude, metric=self.score_metric,
                           num_threads=self._threads())
 
     def _predict_codes(self, users: np.ndarray, items: np.ndarray) -> np.ndarray:
@@ -107,7 +133,7 @@ class EmbeddingRecommender(Recommender):
     def similar_items(self, items: Any, n: int = 10, *, ids: bool = False):
         """The n items whose vectors have the highest cosine with each item's (never itself)."""
         self._require_fitted()
-        return self._similar(items, n, ids, np.asarray(self.item_factors_, np.float32), self.item_ids_)
+        return self._similar(items, n, ids, self.item_factors_, self.item_ids_)
 
     def similar_users(self, users: Any, n: int = 10, *, ids: bool = False):
         """The n users whose vectors have the highest cosine with each user's (never itself)."""
@@ -116,10 +142,13 @@ class EmbeddingRecommender(Recommender):
         if U is None:
             raise NotImplementedError(f"{type(self).__name__} encodes users from their history and stores "
                                       f"no user vectors to compare")
-        return self._similar(users, n, ids, np.asarray(U, np.float32), self.user_ids_)
+        return self._similar(users, n, ids, U, self.user_ids_)
 
-    def _similar(self, which: Any, n: int, ids: bool, M: np.ndarray, idmap):
+    def _similar(self, which: Any, n: int, ids: bool, vectors: np.ndarray, idmap):
         n = v.check_positive_int(n, "n")
+        key = "items" if idmap is self.item_ids_ else "users"
+        prepared = self._prepared_cosine(vectors, key)
+        M = np.asarray(vectors, np.float32)
         q = np.asarray(which).reshape(-1)
         if ids:
             q = known_codes(idmap, q, "items" if idmap is self.item_ids_ else "users")
@@ -129,7 +158,7 @@ class EmbeddingRecommender(Recommender):
             q = q.astype(np.int64)
             check_code_range(q, M.shape[0], "items" if idmap is self.item_ids_ else "users")
         itself = sp.csr_matrix((np.ones(q.size, np.float32), q, np.arange(q.size + 1)), shape=(q.size, M.shape[0]))
-        found, scores = dense_topk(M[q], M, n, exclude=itself, metric="cosine", num_threads=self._threads())
+        found, scores = dense_topk(M[q], prepared, n, exclude=itself, metric="cosine", num_threads=self._threads())
         return (ids_of_codes(idmap, found), scores) if ids else (found, scores)
 
     # ------------------------------------------------------------------ persistence
