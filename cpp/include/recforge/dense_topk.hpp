@@ -221,10 +221,48 @@ struct AlignedBuffer {
     T* get() const { return ptr.get(); }
 };
 
+#if defined(__x86_64__) || defined(__i386__)
+// dst[c * dst_stride + r] = src[r * src_stride + c] for an 8 x 8 block of floats.
+__attribute__((target("avx2"))) inline void transpose8x8(const float* src, int64_t src_stride, float* dst,
+                                                         int64_t dst_stride) {
+    __m256 r[8], t[8], u[8];
+    for (int i = 0; i < 8; ++i) r[i] = _mm256_loadu_ps(src + i * src_stride);
+    for (int i = 0; i < 8; i += 2) {
+        t[i] = _mm256_unpacklo_ps(r[i], r[i + 1]);
+        t[i + 1] = _mm256_unpackhi_ps(r[i], r[i + 1]);
+    }
+    for (int h = 0; h < 8; h += 4) {
+        u[h] = _mm256_shuffle_ps(t[h], t[h + 2], 0x44);
+        u[h + 1] = _mm256_shuffle_ps(t[h], t[h + 2], 0xEE);
+        u[h + 2] = _mm256_shuffle_ps(t[h + 1], t[h + 3], 0x44);
+        u[h + 3] = _mm256_shuffle_ps(t[h + 1], t[h + 3], 0xEE);
+    }
+    for (int i = 0; i < 4; ++i) {
+        _mm256_storeu_ps(dst + i * dst_stride, _mm256_permute2f128_ps(u[i], u[i + 4], 0x20));
+        _mm256_storeu_ps(dst + (i + 4) * dst_stride, _mm256_permute2f128_ps(u[i], u[i + 4], 0x31));
+    }
+}
+#endif
+
 // Items packed panel by panel: panel p holds items [p NR, p NR + NR) as d rows of NR values
-// (zeros past n).
+// (zeros past n). Full float panels of the AVX2/AVX-512 kernels (NR >= 16, so the CPU has
+// AVX2) move in 8 x 8 register transposes.
 template <class T, int NR>
 inline void pack_panel(const T* V, int64_t n, int64_t d, int64_t p, T* dst) {
+#if defined(__x86_64__) || defined(__i386__)
+    if constexpr (std::is_same_v<T, float> && NR >= 16 && NR % 8 == 0) {
+        if ((p + 1) * NR <= n) {
+            const float* base = V + p * NR * d;
+            const int64_t d8 = d - d % 8;
+            for (int lb = 0; lb < NR; lb += 8) {
+                for (int64_t kk = 0; kk < d8; kk += 8) transpose8x8(base + lb * d + kk, d, dst + kk * NR + lb, NR);
+                for (int64_t kk = d8; kk < d; ++kk)
+                    for (int l = lb; l < lb + 8; ++l) dst[kk * NR + l] = base[l * d + kk];
+            }
+            return;
+        }
+    }
+#endif
     for (int l = 0; l < NR; ++l) {
         const int64_t j = p * NR + l;
         if (j < n) {
