@@ -8,7 +8,10 @@ model's safetensors checkpoint (the shared training loop's resume), so the run i
 ``--plot`` draws recall@20 and ndcg@20 against wall-clock minutes from such a log (matplotlib).
 
     OMP_WAIT_POLICY=passive python benchmarks/bench_lightgcn_gowalla.py --threads 2 --minutes 60 \
-        --lr 0.02 --batch-size 16384 --log gowalla.jsonl
+        --lr 0.02 --lr-steps 40:0.002,90:0.0005 --batch-size 16384 --log gowalla.jsonl
+
+``--lr-steps E:LR,...`` is a step schedule: from epoch E + 1 on the learning rate is LR (the
+resumed fit takes the new rate; Adam's moments carry over).
     python benchmarks/bench_lightgcn_gowalla.py --plot gowalla.jsonl --png gowalla.png
 """
 from __future__ import annotations
@@ -35,7 +38,8 @@ def train(args) -> None:
         epoch = 0
         while time.time() - start < args.minutes * 60:
             epoch += args.every
-            model = LightGCN(dim=64, layers=3, lr=args.lr, reg=1e-4, batch_size=args.batch_size, epochs=epoch,
+            lr = lr_at(epoch, args.lr, args.lr_steps)
+            model = LightGCN(dim=64, layers=3, lr=lr, reg=1e-4, batch_size=args.batch_size, epochs=epoch,
                              sampling=args.sampling, device=args.device, num_threads=args.threads, seed=args.seed,
                              checkpoint_dir=checkpoints)
             t0 = time.perf_counter()
@@ -44,13 +48,23 @@ def train(args) -> None:
             t1 = time.perf_counter()
             table = recforge.evaluate(model, train_data, test, metrics=list(PAPER), batch_size=4096)
             record = dict(epoch=epoch, wall=time.time() - start, train_seconds=trained,
-                          eval_seconds=time.perf_counter() - t1, load=os.getloadavg()[0], lr=args.lr,
+                          eval_seconds=time.perf_counter() - t1, load=os.getloadavg()[0], lr=lr,
                           batch_size=args.batch_size, sampling=args.sampling,
                           sections={k: round(v, 2) for k, v in model.train_history_.records[-1].sections.items()},
                           **{m.replace("@", ""): float(table.loc[m, "value"]) for m in PAPER})
             log.write(json.dumps(record) + "\n")
             log.flush()
             print(json.dumps(record), flush=True)
+
+
+def lr_at(epoch: int, base: float, steps: str | None) -> float:
+    """The learning rate of ``epoch`` (1-based) under the step schedule "E:LR,E2:LR2"."""
+    lr = base
+    for part in filter(None, (steps or "").split(",")):
+        after, value = part.split(":")
+        if epoch > int(after):
+            lr = float(value)
+    return lr
 
 
 def plot(logs: list[str], png: str) -> None:
@@ -64,7 +78,8 @@ def plot(logs: list[str], png: str) -> None:
         rows = [json.loads(line) for line in open(path) if line.strip()]
         if not rows:
             continue
-        label = f"lr {rows[0].get('lr')}, batch {rows[0].get('batch_size')}, {rows[0].get('sampling', 'user')} sampling"
+        lrs = sorted({r.get("lr") for r in rows}, reverse=True)
+        label = f"lr {' -> '.join(map(str, lrs))}, batch {rows[0].get('batch_size')}, {rows[0].get('sampling', 'user')} sampling"
         minutes = [r["wall"] / 60 for r in rows]
         for ax, key in zip(axes, ("recall20", "ndcg20")):
             ax.plot(minutes, [r[key] for r in rows], marker="o", label=label)
@@ -86,6 +101,7 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--minutes", type=float, default=60.0)
     parser.add_argument("--lr", type=float, default=0.02)
+    parser.add_argument("--lr-steps", default=None, help="step schedule E:LR,... (lr LR after epoch E)")
     parser.add_argument("--batch-size", type=int, default=16384)
     parser.add_argument("--sampling", default="user", choices=["user", "interaction"])
     parser.add_argument("--device", default="cpu")

@@ -86,6 +86,25 @@ def test_resume_continues_identically(tmp_path):
         assert any(k.startswith("optimizer.") for k in f.keys())
 
 
+def test_resume_takes_the_given_learning_rate(tmp_path):
+    # Adam at lr 0 moves nothing (its step is lr * m / (sqrt(v) + eps)), so a run resumed at lr 0
+    # keeps the checkpoint's weights exactly -- and would not if the saved lr 0.05 came back.
+    run(config(epochs=2, checkpoint_dir=tmp_path))
+    at_two, _ = run(config(epochs=2, checkpoint_dir=tmp_path), init_seed=7)
+    torch.manual_seed(0)
+    model = TinyMF()
+    X = interactions()
+
+    def step(batch):
+        u, i, j = batch
+        return losses.bpr(model.score(u, i), model.score(u, j))
+
+    history = train.fit_loop(model, lambda p: torch.optim.Adam(p, lr=0.0), bpr_task(X), step,
+                             config=config(epochs=3, checkpoint_dir=tmp_path))
+    assert history.resumed_at == 2 and len(history.losses) == 3
+    assert weights_equal(model, at_two)
+
+
 def test_without_validation_the_last_weights_stay_and_seed_matters():
     a, ha = run(config(epochs=2), validate=False)
     b, _ = run(config(epochs=2), validate=False)

@@ -47,7 +47,9 @@ class TrainConfig:
     checkpoint_dir: write ``checkpoint.safetensors`` there every ``checkpoint_every`` epochs;
         with ``resume`` a run finding one there continues from it, exactly as an uninterrupted run
         would (given the same settings, and validations at the same epochs: the last epoch of the
-        interrupted run is always validated).
+        interrupted run is always validated). The optimizer's state (e.g. Adam's moments) is
+        restored, but its learning rates are the ones of the optimizer given to this call, so a
+        resumed run may continue at a new learning rate (a step schedule across resumes).
     amp: mixed precision -- on CUDA float16 autocast with a GradScaler (or bfloat16, no scaler),
         on the CPU bfloat16 autocast; amp_dtype: "float16" / "bfloat16" (None: the default above).
     grad_clip_norm: clip the gradients' global 2-norm to this value (None: no clipping).
@@ -350,7 +352,10 @@ def _train(module, optimizer, epoch_batches, step, validate, config, timer, devi
     history = TrainHistory(device=str(device))
     path = None if config.checkpoint_dir is None else os.path.join(os.fspath(config.checkpoint_dir), _ckpt.FILENAME)
     if path is not None and config.resume and os.path.exists(path):
+        given_lrs = [group["lr"] for group in optimizer.param_groups]
         best, loop = _ckpt.load(path, module=module, optimizer=optimizer, scaler=precision.scaler, device=device)
+        for group, lr in zip(optimizer.param_groups, given_lrs):
+            group["lr"] = lr
         history = TrainHistory.from_dict(loop["history"])
         history.device, history.resumed_at = str(device), len(history.records)
         stopping.restore(loop["stopping"], best)
