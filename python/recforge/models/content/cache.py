@@ -72,3 +72,20 @@ class EmbeddingCache:
             if os.path.exists(tmp):
                 os.unlink(tmp)
         return self.path(key)
+
+
+def encode_cached(encoder: Any, docs: Sequence[Any], cache_dir: Any = None, use_cache: bool = True,
+                  progress: bool = False) -> tuple[Any, bool]:
+    """(``encoder.encode(docs)``, whether it came from the cache). Costly encoders
+    (``encoder.cacheable``) are looked up under the key of their name, version and the documents'
+    ``repr`` in order, and stored after a miss; the others are always encoded."""
+    if not (encoder.cacheable and use_cache):
+        return encoder.encode(docs, progress=progress), False
+    cache = EmbeddingCache(cache_dir)
+    key = cache.key(encoder.name, encoder.version(), [repr(d) for d in docs])
+    X = cache.get(key, len(docs))
+    if X is not None:
+        return X, True
+    X = encoder.encode(docs, progress=progress)
+    cache.put(key, X)
+    return X, False

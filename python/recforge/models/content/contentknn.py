@@ -121,20 +121,8 @@ class ContentKNN(Recommender):
 
     def _encode(self, docs: list) -> Any:
         """Unit-length item vectors of ``docs``: from the cache when the encoder is costly."""
-        from recforge.models.content.cache import EmbeddingCache
-        encoder = self._encoder
-        self.cache_hit_ = False
-        if encoder.cacheable and self.use_cache:
-            cache = EmbeddingCache(self.cache_dir)
-            key = cache.key(encoder.name, encoder.version(), [repr(d) for d in docs])
-            X = cache.get(key, len(docs))
-            if X is None:
-                X = encoder.encode(docs, progress=bool(self.progress))
-                cache.put(key, X)
-            else:
-                self.cache_hit_ = True
-        else:
-            X = encoder.encode(docs, progress=bool(self.progress))
+        from recforge.models.content.cache import encode_cached
+        X, self.cache_hit_ = encode_cached(self._encoder, docs, self.cache_dir, self.use_cache, bool(self.progress))
         return _unit_rows(X)
 
     def _prepare(self) -> None:
