@@ -130,6 +130,16 @@ def encode(spec: NetSpec, net: SequenceNet, histories: Sequence[np.ndarray], chu
 
 
 @torch.no_grad()
+def set_item_table(net: SequenceNet, table: np.ndarray) -> None:
+    """Overwrite the item rows (tokens 1..n_items) of the embedding table with ``table``
+    (n_items, hidden); padding (and BERT4Rec's mask token) keep their rows."""
+    weight = net.item_embedding.weight
+    if table.shape != (net.n_items, weight.shape[1]):
+        raise ValueError(f"the item table must be ({net.n_items}, {weight.shape[1]}), got {table.shape}")
+    weight[1:net.n_items + 1] = torch.from_numpy(np.asarray(table, dtype=np.float32)).to(weight.device)
+
+
+@torch.no_grad()
 def item_arrays(net: SequenceNet) -> tuple[np.ndarray, np.ndarray | None]:
     """(item vectors (n_items, d) float32, output biases (n_items,) float32 or None)."""
     table = np.ascontiguousarray(net.item_table().detach().float().cpu().numpy())

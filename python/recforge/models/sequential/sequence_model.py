@@ -18,6 +18,11 @@ targets))`` (e.g. the leave-one-out split's validation stage), or, with
 ``early_stopping_patience`` and no validation given, each user's last training item (users
 with >= 3 items) is held out and the rest trained on. torch is imported inside ``fit`` and the
 scoring methods only; without it they raise ImportError naming ``pip install "recforge[torch]"``.
+
+Item init: ``item_init="random"`` draws the item table from N(0, 1/hidden); ``"text"`` starts
+it from the items' texts (``item_text_fields`` of the item metadata, encoded by
+``item_encoder`` with ``item_encoder_options``; :mod:`.text_init`), and training then updates
+it like the random one. Only the trained weights are saved, so a loaded model needs no texts.
 """
 from __future__ import annotations
 
@@ -96,6 +101,23 @@ class SequenceRecommender(EmbeddingRecommender):
             raise TypeError(f"seed must be an integer, got {self.seed!r}")
         if int(self.num_threads) < 0:
             raise ValueError(f"num_threads must be >= 0, got {self.num_threads}")
+        self._check_item_init_params()
+
+    def _check_item_init_params(self) -> None:
+        from recforge.models.sequential.text_init import ITEM_INITS
+
+        if self.item_init not in ITEM_INITS:
+            raise ValueError(f"item_init must be one of {ITEM_INITS}, got {self.item_init!r}")
+        fields = self.item_text_fields
+        if isinstance(fields, str) or not fields or not all(isinstance(f, str) for f in fields):
+            raise TypeError(f"item_text_fields must be a non-empty tuple of metadata column names, got {fields!r}")
+        from recforge.models.content.encoders import ENCODERS
+
+        if not isinstance(self.item_encoder, str) or self.item_encoder not in ENCODERS:
+            raise ValueError(f"item_encoder must be one of {sorted(ENCODERS)} (a name: the model is saved as "
+                             f"JSON), got {self.item_encoder!r}")
+        if self.item_encoder_options is not None and not isinstance(self.item_encoder_options, dict):
+            raise TypeError(f"item_encoder_options must be a dict or None, got {self.item_encoder_options!r}")
 
     def _spec(self):
         from recforge.models.sequential.core import NetSpec
@@ -140,8 +162,11 @@ class SequenceRecommender(EmbeddingRecommender):
         if not train_seqs:
             raise ValueError(f"{type(self).__name__} needs at least one user with "
                              f"{2 if self._kind == 'sasrec' else 1}+ items in order to train")
+        text_table = self._text_item_table(data) if self.item_init == "text" else None
         train.seed_everything(int(self.seed))
         net = spec.build(n_items)
+        if text_table is not None:
+            core.set_item_table(net, text_table)
         self._network, self._net_arrays = net, None
         sampler = core.negative_sampler(spec, train_seqs, n_items)
         log_q = None if sampler is None else torch.from_numpy(sampler.log_probabilities.astype(np.float32))
@@ -162,6 +187,15 @@ class SequenceRecommender(EmbeddingRecommender):
         self.best_epoch_ = history.best_epoch
         self._set_item_side(net)
         self.user_factors_ = core.encode(spec, net, sequences)
+
+    def _text_item_table(self, data: TrainingData) -> np.ndarray:
+        """The initial item table from the items' texts (:mod:`.text_init`), computed before the
+        seeding so the rest of the network starts as with ``item_init="random"``."""
+        from recforge.models.sequential import text_init
+
+        texts = text_init.item_texts_for_init(data, self.item_text_fields, type(self).__name__)
+        return text_init.text_item_table(texts, int(self.hidden), self.item_encoder, self.item_encoder_options,
+                                         progress=bool(self.progress))
 
     def _sequences_of(self, data: TrainingData) -> list[np.ndarray]:
         """The users' item sequences, oldest first; a bare matrix is read in item-code order (the
