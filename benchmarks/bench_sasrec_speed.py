@@ -13,6 +13,11 @@ per-epoch seconds, their medians and the ratio (recforge both as a whole ``fit``
 objective, but the plain model starts, as published, from N(0, 1) item embeddings scaled by
 sqrt(hidden), so its early losses are larger; they are printed for reference, not compared).
 
+``--amp-compare``: instead of the plain model, recforge SASRec with the same settings in float32
+and with ``amp=True`` (CPU: bfloat16 autocast; the optimizer, its state and the master weights
+stay float32), one epoch (~88 steps on Beauty) each, alternately, ``--repeat`` times, in this
+process: per-epoch seconds, medians, the ratio, and the loss after each epoch.
+
 On a shared machine set OMP_WAIT_POLICY=PASSIVE: with spinning OpenMP barriers torch's
 2-thread kernels slow down ~10x whenever the cores are oversubscribed.
 """
@@ -120,6 +125,7 @@ def main(argv=None):
     p.add_argument("--data-dir", default=os.environ.get("RECFORGE_DATA_DIR", "/work/shared/data"))
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--repeat", type=int, default=3)
+    p.add_argument("--amp-compare", action="store_true", help="float32 against amp=True (bfloat16 on the CPU)")
     args = p.parse_args(argv)
     import torch
 
@@ -133,6 +139,11 @@ def main(argv=None):
     train_data = split.train_interactions(inter.user_ids, inter.item_ids)
     train = split.train_sequences()
     hidden, heads, blocks, max_len, dropout, batch = 64, 2, 2, 50, 0.5, 256
+    if args.amp_compare:
+        return compare_amp(train_data, args, dict(hidden=hidden, heads=heads, blocks=blocks, max_len=max_len,
+                                                  dropout=dropout, loss="bce", batch_size=batch, lr=1e-3, epochs=1,
+                                                  seed=0, num_threads=args.threads, device="cpu",
+                                                  early_stopping_patience=None))
     torch.manual_seed(0)
     plain = plain_sasrec(split.n_items, hidden, heads, blocks, max_len, dropout)
     plain_opt = torch.optim.Adam(plain.parameters(), lr=1e-3, betas=(0.9, 0.98))
@@ -165,6 +176,26 @@ def main(argv=None):
                       "speedup_epoch_only": med["plain"] / med["recforge epoch only"],
                       "median_full_ranking_eval_s": float(np.median(eval_s)), "loss_after_epoch": losses,
                       "threads": args.threads, "load1": os.getloadavg()[0]}))
+
+
+def compare_amp(train_data, args, params: dict) -> None:
+    """Seconds per epoch of float32 and amp=True fits, alternately (module docstring)."""
+    from recforge.models.sequential import SASRec
+
+    models = {"float32": SASRec(**params, amp=False), "amp (bfloat16 autocast)": SASRec(**params, amp=True)}
+    times = {name: [] for name in models}
+    for r in range(args.repeat):
+        for name, model in models.items():
+            model.fit(train_data)
+            record = model.history_["records"][-1]
+            times[name].append(record["seconds"])
+            print(json.dumps({"repeat": r, "mode": name, "epoch_s": round(record["seconds"], 2),
+                              "loss": round(record["loss"], 4), "load1": os.getloadavg()[0]}), flush=True)
+    med = {k: float(np.median(v)) for k, v in times.items()}
+    print(json.dumps({"median_epoch_s": med, "amp_speedup": med["float32"] / med["amp (bfloat16 autocast)"],
+                      "training_users": int(sum(s.size >= 2 for s in train_data.to_sequences())),
+                      "batch_size": params["batch_size"], "threads": args.threads,
+                      "load1": os.getloadavg()[0]}))
 
 
 if __name__ == "__main__":

@@ -22,7 +22,7 @@ DEFAULT_SIZES = "tiny,small,ml100k,gowalla"
 #: the responsible-recommendation quality curves (NDCG / diversity / privacy, not timings)
 NOT_SUITES = {"bench_gpu.py", "bench_responsible.py", "bench_serving.py", "bench_samplers.py",
               "bench_content_quality.py", "bench_content_speed.py", "bench_content_common.py",
-              "bench_sasrec_beauty.py", "bench_sasrec_speed.py", "bench_lightgcn.py", "bench_lightgcn_gowalla.py",
+              "bench_sasrec_beauty.py", "bench_sasrec_speed.py", "bench_sasrec_text_init.py", "bench_lightgcn.py", "bench_lightgcn_gowalla.py",
               "bench_lightgcn_ml100k.py", "bench_validation.py"}   # scripts, not suites
 
 
