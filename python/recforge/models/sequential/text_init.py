@@ -28,8 +28,9 @@ would be a different model — the table would stay tied to the texts and need t
 vectors saved with the model — while ``item_init`` only chooses where the free table starts;
 after the init every row is trained like a randomly initialised one.
 
-Sparse encoders (``tfidf``, ``attributes``) are projected the same way through
-:func:`scipy.sparse.linalg.svds` on the implicitly centred matrix (no densifying).
+Sparse encoders (``tfidf``) are projected the same way through
+:func:`scipy.sparse.linalg.svds` on the implicitly centred matrix (no densifying). ``attributes``
+encodes label lists, not texts, and is refused.
 """
 from __future__ import annotations
 
