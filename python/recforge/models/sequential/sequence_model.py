@@ -19,6 +19,11 @@ targets))`` (e.g. the leave-one-out split's validation stage), or, with
 with >= 3 items) is held out and the rest trained on. torch is imported inside ``fit`` and the
 scoring methods only; without it they raise ImportError naming ``pip install "recforge[torch]"``.
 
+``amp=True``: float16 autocast + GradScaler on CUDA, bfloat16 autocast on the CPU. Not the
+default: on this project's 2-core AMX/avx512_bf16 machine a Beauty SASRec epoch (BCE, hidden 64,
+max_len 50, batch 256, 1 thread) took 0.99x the float32 wall time and 1.08x less CPU time
+(``benchmarks/bench_sasrec_speed.py --amp-compare``, medians of 3, load ~22).
+
 Item init: ``item_init="random"`` draws the item table from N(0, 1/hidden); ``"text"`` starts
 it from the items' texts (``item_text_fields`` of the item metadata, encoded by
 ``item_encoder`` with ``item_encoder_options``; :mod:`.text_init`), and training then updates
