@@ -21,7 +21,8 @@ scoring methods only; without it they raise ImportError naming ``pip install "re
 
 ``amp=True``: float16 autocast + GradScaler on CUDA, bfloat16 autocast on the CPU. Not the
 default: on this project's 2-core AMX/avx512_bf16 machine a Beauty SASRec epoch (BCE, hidden 64,
-max_len 50, batch 256, 1 thread) took 0.99x the float32 wall time and 1.08x less CPU time
+max_len 50, batch 256, 1 thread) was no faster in wall time (float32/bf16 = 0.99) and used 7% less
+CPU time (float32/bf16 = 1.08)
 (``benchmarks/bench_sasrec_speed.py --amp-compare``, medians of 3, load ~22).
 
 Item init: ``item_init="random"`` draws the item table from N(0, 1/hidden); ``"text"`` starts
