@@ -197,3 +197,48 @@ def test_split_results_pickle():
     assert back.report == result.report
     assert np.array_equal(test.items, result.test.items) and train.user_ids == result.train.user_ids
     assert test.user_ids.code("b") == 1
+
+
+def test_recommenders_stratified_against_their_rule_by_brute_force():
+    # their rule (microsoft/recommenders python_stratified_split), re-derived in plain Python:
+    # keys from np.random.seed(seed); np.random.rand(n) in row order, each user's rows by key,
+    # the first round(0.75 * count) to train with Python's round (half to even)
+    rng = np.random.default_rng(4)
+    pairs = [(u, int(i)) for u in range(40) for i in rng.choice(60, size=int(rng.integers(1, 31)), replace=False)]
+    order = rng.permutation(len(pairs))
+    pairs = [pairs[j] for j in order]
+    users, items = zip(*pairs)
+    inter = Interactions.from_arrays(list(users), list(items))
+    np.random.seed(42)
+    keys = np.random.rand(len(pairs))
+    by_user: dict[int, list[tuple[float, tuple[int, int]]]] = {}
+    for key, pair in zip(keys.tolist(), pairs):
+        by_user.setdefault(pair[0], []).append((key, pair))
+    want_train, want_test = set(), set()
+    for rows in by_user.values():
+        rows.sort()
+        cut = round(0.75 * len(rows))
+        want_train |= {pair for _, pair in rows[:cut]}
+        want_test |= {pair for _, pair in rows[cut:]}
+    train, test = split.recommenders_stratified(inter, 0.75, seed=42)
+    assert set(zip(train.user_ids[train.users].tolist(), train.item_ids[train.items].tolist())) == want_train
+    assert set(zip(test.user_ids[test.users].tolist(), test.item_ids[test.items].tolist())) == want_test
+    sizes = [len(r) for r in by_user.values()]
+    assert len(want_test) > 0 and any(c % 4 == 2 for c in sizes), "half-way cases are exercised"
+
+
+def test_recommenders_stratified_rounds_half_to_even_and_keeps_unseen_items():
+    # users with 2, 6, 10, 26, 4, 1 rows: 0.75 * n = 1.5, 4.5, 7.5, 19.5, 3, 0.75 -> 2, 4, 8, 20, 3, 1 train rows
+    counts = [2, 6, 10, 26, 4, 1]
+    users = [u for u, c in enumerate(counts) for _ in range(c)]
+    items = [100 * u + j for u, c in enumerate(counts) for j in range(c)]  # no item shared: all test items unseen
+    result = split.recommenders_stratified(Interactions.from_arrays(users, items), seed=7)
+    assert result.train.user_counts().tolist() == [2, 4, 8, 20, 3, 1]
+    assert result.test.user_counts().tolist() == [0, 2, 2, 6, 1, 0]
+    assert result.report.dropped_test_rows == 0 and result.report.unseen_items == 11
+    dropped = split.recommenders_stratified(Interactions.from_arrays(users, items), seed=7, drop_unseen=True)
+    assert len(dropped.test) == 0
+    with pytest.raises(ValueError, match="ratio"):
+        split.recommenders_stratified(Interactions.from_arrays(users, items), 1.5)
+    with pytest.raises(TypeError, match="seed"):
+        split.recommenders_stratified(Interactions.from_arrays(users, items), seed=None)

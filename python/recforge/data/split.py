@@ -16,8 +16,11 @@ counted in the report and, with ``drop_unseen=True`` (the default), removed from
   into k groups, and from each test user ``holdout`` random rows (a count, or a fraction) go to
   test, always leaving one in train. Both yield k SplitResults lazily.
 * ``predefined(train, test)``: two separately loaded sets re-coded onto one shared vocabulary.
+* ``recommenders_stratified(inter, ratio=0.75, seed=42)``: microsoft/recommenders'
+  ``python_stratified_split`` row for row (its own draw and rounding, below), so that their
+  published figures can be compared on the very same train/test split.
 
-Rounding is half-up: ``round(x) = floor(x + 0.5)``.
+Rounding is half-up: ``round(x) = floor(x + 0.5)``, except in ``recommenders_stratified``.
 """
 from __future__ import annotations
 
@@ -30,7 +33,7 @@ from recforge.data.idmap import IdMap
 from recforge.data.interactions import Interactions
 
 __all__ = ["SplitReport", "SplitResult", "random", "leave_last_out", "temporal", "kfold", "user_kfold",
-           "predefined"]
+           "predefined", "recommenders_stratified"]
 
 
 @dataclass
@@ -137,6 +140,34 @@ def random(inter: Interactions, frac: float = 0.2, *, by_user: bool = False, see
     quota = _round_half_up(frac * inter.user_counts())
     mask = rank < quota[inter.users]
     return _finish(inter, mask, f"random(frac={frac}, by_user=True)", drop_unseen)
+
+
+def recommenders_stratified(inter: Interactions, ratio: float = 0.75, *, seed: int = 42,
+                            drop_unseen: bool = False) -> SplitResult:
+    """microsoft/recommenders' ``python_stratified_split(data, ratio, seed=seed)`` (per-user random).
+
+    Row r gets the key ``numpy.random.RandomState(seed).rand(n)[r]`` (the legacy Mersenne-Twister
+    stream that their ``np.random.seed(seed); np.random.rand(n)`` draws), in ``inter``'s row order
+    (for MovieLens: the file's order, as their loader keeps it). Within each user, rows sorted by
+    key ascending; the first ``round(ratio * n_u)`` go to train, the rest to test, with ``round``
+    half-to-even (numpy's, as theirs: 0.75 * 26 = 19.5 -> 20 train rows). The split is therefore
+    identical to theirs when ``inter`` holds the same rows in the same order.
+
+    ``drop_unseen`` defaults to False here because their protocol keeps test rows whose item has
+    no train row (such items stay rankable, and count in recall's and IDCG's |R|).
+    """
+    inter = _check_inter(inter)
+    ratio = _check_frac(ratio, "ratio")
+    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)):
+        raise TypeError(f"seed must be an integer, got {type(seed).__name__}")
+    if not 0 <= seed < 2 ** 32:
+        raise ValueError(f"seed must lie in [0, 2**32), got {seed}")
+    key = np.random.RandomState(int(seed)).rand(len(inter))
+    order = np.lexsort((key, inter.users))
+    rank = _within_user_rank(inter.users, order, inter.n_users)
+    n_train = np.round(ratio * inter.user_counts()).astype(np.int64)
+    mask = rank >= n_train[inter.users]
+    return _finish(inter, mask, f"recommenders_stratified(ratio={ratio}, seed={seed})", drop_unseen)
 
 
 def leave_last_out(inter: Interactions, n: int = 1, *, min_train: int = 1,
