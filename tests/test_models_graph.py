@@ -116,6 +116,34 @@ def test_user_sampling_is_uniform_over_users_and_positives_are_positives():
     assert chisquare(counts).pvalue > 1e-3
 
 
+@pytest.mark.parametrize("n_users,batch_size", [(40, 16), (12, 16)])
+def test_user_batches_sampling_draws_full_batches_of_distinct_users(n_users, batch_size):
+    # microsoft/recommenders' ImplicitCF.train_loader: n // batch + 1 batches of batch users, distinct
+    # when there are at least batch users (with replacement otherwise), one positive each
+    R = small_graph(n_users=n_users, n_items=30, density=0.3)
+    problem = BPRGraphProblem(R, dim=2, layers=1, reg=0.0, batch_size=batch_size, negatives=1, loss="bpr",
+                              sampling="user-batches", seed=0, num_threads=1, device=torch.device("cpu"),
+                              timer=SectionTimer())
+    dense = R.toarray() > 0
+    rng = np.random.default_rng(3)
+    counts = np.zeros(n_users)
+    repeats = 0
+    for _ in range(30):
+        batches = list(problem.epoch_batches(0, rng))
+        assert len(batches) == R.nnz // batch_size + 1
+        for rows, inverse, nodes in batches:
+            assert inverse.size == 3 * batch_size
+            u, i = nodes[:batch_size], nodes[batch_size:2 * batch_size] - n_users
+            assert dense[u, i].all()
+            repeats += batch_size - np.unique(u).size
+            counts += np.bincount(u, minlength=n_users)
+    if n_users >= batch_size:
+        assert repeats == 0
+    else:
+        assert repeats > 0
+    assert chisquare(counts).pvalue > 1e-3
+
+
 def test_interaction_sampling_visits_every_pair_once_per_epoch():
     R = small_graph()
     problem = BPRGraphProblem(R, dim=2, layers=1, reg=0.0, batch_size=7, negatives=1, loss="bpr",
@@ -127,6 +155,41 @@ def test_interaction_sampling_visits_every_pair_once_per_epoch():
         pairs += list(zip(nodes[:b], nodes[b:2 * b] - R.shape[0]))
     expected = list(zip(*R.nonzero()))
     assert sorted(pairs) == sorted((int(a), int(c)) for a, c in expected)
+
+
+# --------------------------------------------------------------------------- initialisation
+def test_xavier_init_is_glorot_uniform_per_table():
+    # Glorot/Xavier uniform: U(-a, a), a = sqrt(6 / (rows + dim)), variance 2 / (rows + dim), per table
+    n_users, n_items, dim = 300, 1200, 64
+    R = sp.csr_matrix((np.ones(n_users), (np.arange(n_users), np.arange(n_users) % n_items)), shape=(n_users, n_items))
+    problem = BPRGraphProblem(R, dim=dim, layers=1, reg=0.0, batch_size=8, negatives=1, loss="bpr", sampling="user",
+                              seed=5, num_threads=1, device=torch.device("cpu"), timer=SectionTimer(), init="xavier")
+    E = problem.embedding.detach().double().numpy()
+    for table, rows in ((E[:n_users], n_users), (E[n_users:], n_items)):
+        bound = np.sqrt(6.0 / (rows + dim))
+        assert np.abs(table).max() <= bound and np.abs(table).max() > 0.99 * bound
+        n = table.size
+        assert abs(table.mean()) < 4 * bound / np.sqrt(3 * n)
+        # sample variance of n uniforms: standard error about var * sqrt(0.8 / n)
+        assert abs(table.var() - 2.0 / (rows + dim)) < 5 * (2.0 / (rows + dim)) * np.sqrt(0.8 / n)
+        # uniform, not normal: a tenth of the entries in each tenth of [-a, a]
+        counts = np.histogram(table, bins=10, range=(-bound, bound))[0]
+        assert chisquare(counts).pvalue > 1e-4
+
+
+def test_normal_init_has_the_requested_std_and_init_reaches_the_model():
+    R = random_user_items()
+    problem = BPRGraphProblem(R, dim=64, layers=1, reg=0.0, batch_size=8, negatives=1, loss="bpr", sampling="user",
+                              seed=5, num_threads=1, device=torch.device("cpu"), timer=SectionTimer(), init_std=0.03)
+    E = problem.embedding.detach().double().numpy()
+    assert abs(E.std() - 0.03) < 5 * 0.03 / np.sqrt(2 * E.size)
+    # the model's untrained layer-0 users (40 x 8) are the draw asked for: xavier's variance
+    # 2 / (40 + 8) = 0.042 within its bound, or normal's 0.1^2 (30% is about 4 standard errors)
+    xavier = LightGCN(**{**FAST, "epochs": 0}, init="xavier").fit(R).user_layer0_
+    assert np.abs(xavier).max() <= np.sqrt(6.0 / 48)
+    assert abs(xavier.var() / (2.0 / 48) - 1) < 0.3
+    normal = LightGCN(**{**FAST, "epochs": 0}).fit(R).user_layer0_
+    assert abs(normal.var() / 0.01 - 1) < 0.3
 
 
 # --------------------------------------------------------------------------- training behaviour
@@ -249,7 +312,8 @@ def test_bprmf_history_mean_for_new_users_and_stored_vectors_for_known():
 @pytest.mark.parametrize("kwargs,name", [(dict(dim=0), "dim"), (dict(layers=-1), "layers"), (dict(lr=0), "lr"),
                                          (dict(reg=-1.0), "reg"), (dict(loss="hinge"), "loss"),
                                          (dict(sampling="pop"), "sampling"), (dict(negatives=0), "negatives"),
-                                         (dict(batch_size=1.5), "batch_size"), (dict(early_stopping=0), "early_stopping")])
+                                         (dict(batch_size=1.5), "batch_size"), (dict(early_stopping=0), "early_stopping"),
+                                         (dict(init="he"), "init")])
 def test_bad_parameters_are_named(kwargs, name):
     with pytest.raises((TypeError, ValueError), match=name):
         LightGCN(**kwargs).fit(random_user_items())

@@ -3,7 +3,11 @@ r"""The BPR training problem of LightGCN (and of BPR-MF, its zero-layer case) fo
 One epoch holds as many (user u, positive i, negatives j_1..j_K) samples as there are training
 interactions, in mini-batches B. ``sampling="user"`` (LightGCN's reference implementations):
 u uniform over users with interactions, i uniform over u's items; ``sampling="interaction"``:
-every training pair once, in random order. Negatives are uniform over u's non-interacted items
+every training pair once, in random order; ``sampling="user-batches"`` (LightGCN's TensorFlow
+reference and microsoft/recommenders' ``ImplicitCF``, exactly): ``n // batch_size + 1`` full
+batches, each of ``batch_size`` distinct users drawn uniformly without replacement (with
+replacement when there are fewer users with interactions than ``batch_size``), i uniform over
+u's items. Negatives are uniform over u's non-interacted items
 (:class:`recforge.torch.samplers.UniformNegativeSampler`).
 
 Loss on the final embeddings :math:`F = P E` (:mod:`._propagation`) and the layer-0 rows E:
@@ -30,8 +34,28 @@ from recforge.kernels import normalize_adjacency
 from recforge.kernels.graph import combine_weights
 from recforge.models.graph._propagation import GraphOperator, propagate_all, propagate_rows
 
-SAMPLINGS = ("user", "interaction")
+SAMPLINGS = ("user", "interaction", "user-batches")
 LOSSES = ("bpr", "bce")
+INITS = ("normal", "xavier")
+
+
+def initial_embeddings(torch, n_users: int, n_items: int, dim: int, init: str, init_std: float, generator,
+                       dtype):
+    r"""Layer-0 embeddings E (users, then items).
+
+    ``"normal"``: every entry :math:`\sim \mathcal{N}(0, \sigma^2)`, :math:`\sigma` = ``init_std``
+    (LightGCN's PyTorch reference, :math:`\sigma = 0.1`). ``"xavier"``: Glorot/Xavier uniform of each
+    table on its own (LightGCN's TensorFlow reference and microsoft/recommenders), entries of the
+    :math:`n \times d` user table (n = n_users) and item table (n = n_items) uniform on
+    :math:`[-a, a]`, :math:`a = \sqrt{6 / (n + d)}` (variance :math:`a^2/3 = 2/(n + d)`).
+    """
+    if init == "normal":
+        return torch.randn(n_users + n_items, dim, generator=generator, dtype=dtype) * init_std
+    tables = []
+    for rows in (n_users, n_items):
+        bound = float(np.sqrt(6.0 / (rows + dim)))
+        tables.append((torch.rand(rows, dim, generator=generator, dtype=dtype) * 2.0 - 1.0) * bound)
+    return torch.cat(tables, 0)
 
 
 class BPRGraphProblem:
@@ -39,7 +63,7 @@ class BPRGraphProblem:
 
     def __init__(self, R: sp.csr_matrix, *, dim: int, layers: int, reg: float, batch_size: int, negatives: int,
                  loss: str, sampling: str, seed: int, num_threads: int, device: Any, timer: Any,
-                 init_std: float = 0.1, dtype: Any = None):
+                 init_std: float = 0.1, init: str = "normal", dtype: Any = None):
         import torch
 
         from recforge.torch.samplers import UniformNegativeSampler
@@ -59,7 +83,7 @@ class BPRGraphProblem:
                                     np_dtype, device, timer)
         gen = torch.Generator().manual_seed(int(seed))
         self.module = torch.nn.Module()
-        E = torch.randn(self.n_users + self.n_items, dim, generator=gen, dtype=self.dtype) * init_std
+        E = initial_embeddings(torch, self.n_users, self.n_items, dim, init, init_std, gen, self.dtype)
         self.module.register_parameter("embedding", torch.nn.Parameter(E))
         self.sampler = UniformNegativeSampler(self.R, seed=seed, num_threads=num_threads)
         self.indptr = self.R.indptr.astype(np.int64)
@@ -76,14 +100,22 @@ class BPRGraphProblem:
     def epoch_batches(self, epoch: int, rng: np.random.Generator) -> Iterator[tuple[np.ndarray, ...]]:
         n = self.pair_users.size
         order = rng.permutation(n) if self.sampling == "interaction" else None
-        for start in range(0, n, self.batch_size):
+        if self.sampling == "user-batches":
+            sizes = [self.batch_size] * (n // self.batch_size + 1)
+        else:
+            sizes = [min(self.batch_size, n - start) for start in range(0, n, self.batch_size)]
+        start = 0
+        for size in sizes:
             with self.timer.section("sample"):
-                size = min(self.batch_size, n - start)
                 if order is not None:
                     take = order[start:start + size]
+                    start += size
                     users, pos = self.pair_users[take], self.pair_items[take]
                 else:
-                    users = self.active_users[rng.integers(0, self.active_users.size, size=size)]
+                    if self.sampling == "user-batches" and self.active_users.size >= size:
+                        users = self.active_users[rng.choice(self.active_users.size, size=size, replace=False)]
+                    else:
+                        users = self.active_users[rng.integers(0, self.active_users.size, size=size)]
                     offsets = (rng.random(size) * self.degrees[users]).astype(np.int64)
                     pos = self.pair_items[self.indptr[users] + offsets]
                 neg = self.sampler.sample(users, self.negatives, rng=rng)

@@ -26,11 +26,12 @@ class BPRMF(LightGCN):
                  negatives: int = 1, loss: str = "bpr", sampling: str = "user", device: str = "auto",
                  num_threads: int = 0, seed: int = 0, validation_metric: str = "ndcg@20", validate_every: int = 1,
                  early_stopping: int | None = None, checkpoint_dir: str | None = None, progress: bool = False,
-                 init_std: float = 0.1):
+                 init_std: float = 0.1, init: str = "normal"):
         super().__init__(dim=dim, layers=0, lr=lr, reg=reg, batch_size=batch_size, epochs=epochs,
                          negatives=negatives, loss=loss, sampling=sampling, device=device, num_threads=num_threads,
                          seed=seed, validation_metric=validation_metric, validate_every=validate_every,
-                         early_stopping=early_stopping, checkpoint_dir=checkpoint_dir, progress=progress, init_std=init_std)
+                         early_stopping=early_stopping, checkpoint_dir=checkpoint_dir, progress=progress, init_std=init_std,
+                         init=init)
 
     def _user_vectors(self, codes: np.ndarray, history: HistoryChunk) -> np.ndarray:
         H = pattern(history.rows)  # positives are binary, as in training

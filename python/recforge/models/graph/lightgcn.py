@@ -35,7 +35,7 @@ import scipy.sparse as sp
 from recforge.kernels import _validation as v
 from recforge.models.base import pattern
 from recforge.models.embedding import EmbeddingRecommender
-from recforge.models.graph._trainer import LOSSES, SAMPLINGS
+from recforge.models.graph._trainer import INITS, LOSSES, SAMPLINGS
 from recforge.models.training_data import HistoryChunk, TrainingData
 
 TORCH_HINT = 'pip install "recforge[torch]"'
@@ -55,13 +55,18 @@ class LightGCN(EmbeddingRecommender):
     dim: embedding size; layers: propagation depth L (0 gives BPR-MF); lr: Adam learning rate;
     reg: L2 weight :math:`\\lambda`; batch_size: samples per step; epochs: passes (one pass = as
     many samples as training interactions); negatives: uniform negatives per positive; loss:
-    "bpr" or "bce"; sampling: "user" (uniform users, LightGCN's reference) or "interaction";
+    "bpr" or "bce"; sampling: "user" (uniform users, LightGCN's reference), "interaction" or
+    "user-batches" (``n // batch_size + 1`` full batches of distinct users: LightGCN's TensorFlow
+    reference and microsoft/recommenders; :mod:`recforge.models.graph._trainer`);
     device: "auto", "cpu", "cuda"...; num_threads: CPU threads (0 = all cores); seed: makes runs
     identical; validation_metric: a :func:`recforge.evaluate` metric computed on
     ``fit(..., validation=...)`` after every ``validate_every`` epochs (the best epoch's weights
     are kept); early_stopping: stop after that many validations without improvement (None: never);
     checkpoint_dir: safetensors checkpoints there, and resume from one; progress: a tqdm bar;
-    init_std: standard deviation of the normal initial layer-0 embeddings.
+    init: layer-0 initialisation, "normal" (:math:`\\mathcal{N}(0, \\text{init\\_std}^2)`, LightGCN's
+    PyTorch reference) or "xavier" (each of the user and item tables uniform on :math:`[-a, a]`,
+    :math:`a = \\sqrt{6/(n + \\text{dim})}` with n its rows: LightGCN's TensorFlow reference and
+    microsoft/recommenders; init_std is then unused); init_std: standard deviation of "normal".
     """
 
     #: quicker settings for ``recforge demo`` (well under 2 minutes on 2 cores)
@@ -71,7 +76,7 @@ class LightGCN(EmbeddingRecommender):
                  epochs: int = 50, negatives: int = 1, loss: str = "bpr", sampling: str = "user",
                  device: str = "auto", num_threads: int = 0, seed: int = 0, validation_metric: str = "ndcg@20",
                  validate_every: int = 1, early_stopping: int | None = None, checkpoint_dir: str | None = None,
-                 progress: bool = False, init_std: float = 0.1):
+                 progress: bool = False, init_std: float = 0.1, init: str = "normal"):
         self.dim = dim
         self.layers = layers
         self.lr = lr
@@ -90,6 +95,7 @@ class LightGCN(EmbeddingRecommender):
         self.checkpoint_dir = checkpoint_dir
         self.progress = progress
         self.init_std = init_std
+        self.init = init
 
     def _check_params(self) -> None:
         v.check_int(self.dim, "dim", 1)
@@ -114,6 +120,8 @@ class LightGCN(EmbeddingRecommender):
             raise ValueError(f"reg must be >= 0, got {self.reg}")
         if self.loss not in LOSSES:
             raise ValueError(f"loss must be one of {LOSSES}, got {self.loss!r}")
+        if self.init not in INITS:
+            raise ValueError(f"init must be one of {INITS}, got {self.init!r}")
         if self.sampling not in SAMPLINGS:
             raise ValueError(f"sampling must be one of {SAMPLINGS}, got {self.sampling!r}")
 
@@ -143,7 +151,8 @@ class LightGCN(EmbeddingRecommender):
         R = pattern(data.matrix)
         problem = BPRGraphProblem(R, dim=self.dim, layers=self.layers, reg=self.reg, batch_size=self.batch_size,
                                   negatives=self.negatives, loss=self.loss, sampling=self.sampling, seed=self.seed,
-                                  num_threads=threads, device=device, timer=timer, init_std=self.init_std)
+                                  num_threads=threads, device=device, timer=timer, init_std=self.init_std,
+                                  init=self.init)
         validate = None if validation is None else self._validator(problem, validation, data)
         config = train.TrainConfig(epochs=self.epochs, seed=self.seed, device=device, patience=self.early_stopping,
                                    metric_name=self.validation_metric, validate_every=self.validate_every,
