@@ -149,6 +149,7 @@ def start_server(kind: str, target: str, workers: int, log: Path, extra=()) -> t
                    "--import", "serving_svd_model", *extra]
     process = subprocess.Popen(command, stdout=open(log, "wb"), stderr=subprocess.STDOUT, env=env,
                                start_new_session=True)
+    SERVER_GROUPS[port] = process.pid
     deadline = time.monotonic() + 180
     import httpx
 
@@ -250,17 +251,48 @@ def _load_process(queue, *args):
         uvloop.install()
     except ImportError:
         pass
-    queue.put(asyncio.run(_run_load(*args)))
+    cpu = time.process_time()
+    result = asyncio.run(_run_load(*args))
+    result["generator_cpu_s"] = time.process_time() - cpu
+    queue.put(result)
+
+
+#: the process group of the server listening on each port (start_server runs each in its own)
+SERVER_GROUPS: dict = {}
+
+
+def group_cpu_seconds(pgid: int) -> float:
+    """CPU seconds (user + system) used so far by the live processes of a process group."""
+    ticks = 0
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat") as fh:
+                fields = fh.read().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[2]) == pgid:               # fields[0] is the state: pgrp is field 5 of stat
+            ticks += int(fields[11]) + int(fields[12])
+    return ticks / os.sysconf("SC_CLK_TCK")
 
 
 def run_load(port: int, payloads: list, seconds: float, connections: int, rate: float | None = None) -> dict:
     """Run the load in a separate process (so the generator never shares this one's GIL)."""
     ctx = multiprocessing.get_context("fork")
     queue = ctx.Queue()
+    group = SERVER_GROUPS.get(port)
+    server_cpu = group_cpu_seconds(group) if group else None
     process = ctx.Process(target=_load_process, args=(queue, port, payloads, seconds, connections, rate))
     process.start()
     result = queue.get(timeout=seconds + 120)
     process.join()
+    # CPU per answered request, server and load generator: unlike throughput, hardly changed by
+    # what else the machine runs, so its ratios predict those of a quiet machine
+    done = max(result["requests"], 1)
+    if server_cpu is not None:
+        result["server_cpu_ms_per_request"] = (group_cpu_seconds(group) - server_cpu) * 1000 / done
+    result["generator_cpu_ms_per_request"] = result["generator_cpu_s"] * 1000 / done
     return result
 
 
@@ -279,11 +311,25 @@ def bench_gets(name: str, port: int, users: list, args, results: dict) -> None:
     results[name] = entry
     closed = entry["closed"]
     print(f"{name:10s} closed loop: {closed['throughput']:7.0f} req/s  p50 {closed['p50_ms']:.2f} ms  "
-          f"p99 {closed['p99_ms']:.2f} ms  errors {closed['errors']}  (load {entry['load_before']})", flush=True)
+          f"p99 {closed['p99_ms']:.2f} ms  errors {closed['errors']}  (load {entry['load_before']}); CPU per "
+          f"request: server {closed.get('server_cpu_ms_per_request', float('nan')):.3f} ms, load generator "
+          f"{closed['generator_cpu_ms_per_request']:.3f} ms", flush=True)
     for rate in args.rates:
         r = entry[f"open_{rate:g}"]
         print(f"{name:10s} offered {rate:6g}/s: {r['throughput']:7.0f} req/s  p50 {r['p50_ms']:.2f} ms  "
               f"p99 {r['p99_ms']:.2f} ms  errors {r['errors']}", flush=True)
+
+
+def cpu_ratio(runs: list, ceiling_runs: list) -> float | None:
+    """Throughput ratio that the CPU per request implies when the cores are the bottleneck:
+    (server + generator CPU of the ceiling) / (server + generator CPU of the target), medians."""
+    def median_cpu(rs):
+        totals = sorted(r["server_cpu_ms_per_request"] + r["generator_cpu_ms_per_request"] for r in rs
+                        if "server_cpu_ms_per_request" in r)
+        return totals[len(totals) // 2] if totals else None
+
+    target, ceiling = median_cpu(runs), median_cpu(ceiling_runs)
+    return ceiling / target if target and ceiling else None
 
 
 def bench_interleaved(servers: dict, args, results: dict) -> None:
@@ -301,6 +347,10 @@ def bench_interleaved(servers: dict, args, results: dict) -> None:
         for name, (port, _) in servers.items():
             rounds[name].append(run_load(port, payloads[name], args.seconds, args.connections))
     for name, runs in rounds.items():
+        cpu = sorted(r.get("server_cpu_ms_per_request", float("nan")) for r in runs)
+        gen = sorted(r["generator_cpu_ms_per_request"] for r in runs)
+        print(f"{name:10s} CPU per request (median of rounds): server {cpu[len(cpu) // 2]:.3f} ms, "
+              f"load generator {gen[len(gen) // 2]:.3f} ms", flush=True)
         ordered = sorted(runs, key=lambda r: r["throughput"])
         results[name] = {"closed": ordered[len(ordered) // 2], "rounds": [r["throughput"] for r in runs],
                          "errors_all_rounds": sum(r["errors"] for r in runs), "load_after": load_average()}
@@ -315,6 +365,11 @@ def bench_interleaved(servers: dict, args, results: dict) -> None:
             results[name]["ratio_rounds"] = ratios
             print(f"{name} / constant per round: " + ", ".join(f"{x:.0%}" for x in ratios)
                   + f"; median {ratios[len(ratios) // 2]:.0%}", flush=True)
+            predicted = cpu_ratio(rounds[name], rounds["constant"])
+            if predicted is not None:
+                results[name]["cpu_predicted_ratio"] = predicted
+                print(f"{name} / constant predicted from CPU per request (server + load generator, medians): "
+                      f"{predicted:.0%}", flush=True)
     for name, (port, _) in servers.items():
         for rate in args.rates:
             r = run_load(port, payloads[name], args.seconds, args.connections, rate)
