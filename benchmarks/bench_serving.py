@@ -9,8 +9,10 @@ Serves (each by uvicorn with the same worker count, one process per worker):
 * ``itemknn``  — ItemKNN(k=40, cosine) fitted on MovieLens-100K (u.data, implicit counts);
 * ``embedding`` — a 64-factor truncated-SVD model of Gowalla's LightGCN train split, wrapped in
   a small EmbeddingRecommender subclass (``--skip-embedding`` to leave it out);
-* ``constant`` — a FastAPI endpoint returning a constant 10-item list of the same shape: the
-  ceiling of FastAPI + uvicorn on this machine, measured in the same run.
+* ``constant`` — a FastAPI endpoint returning a constant 10-item list of the same shape, its
+  parameters read and its answer encoded as recforge's GET does: the ceiling of FastAPI +
+  uvicorn on this machine, measured in the same run (``constant-fastapi``, not run by default:
+  the same list through FastAPI's parameter solving and dict serialisation, the earlier ceiling).
 
 The load generator is one separate process (asyncio + uvloop, raw HTTP/1.1 keep-alive sockets,
 far cheaper per request than an HTTP library), on the same cores as the servers. Two modes:
@@ -55,7 +57,33 @@ CONSTANT = [{"item_id": 1000 + k, "score": 1.0 - k / 100} for k in range(TOP_N)]
 
 
 def constant_app():
-    """The ceiling: FastAPI returning a constant list shaped like a recommendation answer."""
+    """The ceiling: FastAPI returning a constant list shaped like a recommendation answer, served
+    the same way as recforge's GET (parameters read from the request, the answer written to JSON
+    bytes per request by recforge.serving.encoding), so the ratio measures the model's work."""
+    from fastapi import FastAPI, Request
+
+    from recforge.serving.encoding import json_response
+
+    app = FastAPI()
+
+    async def constant(request):
+        user_id = request.path_params["user_id"]
+        n = int(request.query_params.get("n", TOP_N))
+        return json_response({"user_id": user_id, "items": CONSTANT[:n], "model_version": "constant"})
+
+    constant.__annotations__ = {"request": Request}     # a real class: this module's annotations are strings
+    app.get("/v1/recommendations/{user_id}")(constant)
+
+    @app.get("/readyz")
+    async def ready():
+        return {"status": "ready"}
+
+    return app
+
+
+def constant_fastapi_app():
+    """The earlier ceiling (target ``constant-fastapi``): FastAPI's parameter solving and a dict
+    answer serialised by FastAPI — heavier per request than recforge's GET path now is."""
     from fastapi import FastAPI
 
     app = FastAPI()
@@ -110,8 +138,9 @@ def start_server(kind: str, target: str, workers: int, log: Path, extra=()) -> t
     here = str(Path(__file__).resolve().parent)
     env = dict(os.environ, OMP_NUM_THREADS="1",
                PYTHONPATH=os.pathsep.join(p for p in (here, os.environ.get("PYTHONPATH")) if p))
-    if kind == "constant":
-        command = [sys.executable, "-m", "uvicorn", "bench_serving:constant_app", "--factory", "--app-dir",
+    if kind.startswith("constant"):
+        factory = "bench_serving:constant_fastapi_app" if kind == "constant-fastapi" else "bench_serving:constant_app"
+        command = [sys.executable, "-m", "uvicorn", factory, "--factory", "--app-dir",
                    here, "--workers", str(workers), "--port", str(port),
                    "--log-level", "warning", "--no-access-log"]
     else:
@@ -120,6 +149,7 @@ def start_server(kind: str, target: str, workers: int, log: Path, extra=()) -> t
                    "--import", "serving_svd_model", *extra]
     process = subprocess.Popen(command, stdout=open(log, "wb"), stderr=subprocess.STDOUT, env=env,
                                start_new_session=True)
+    SERVER_GROUPS[port] = process.pid
     deadline = time.monotonic() + 180
     import httpx
 
@@ -221,17 +251,48 @@ def _load_process(queue, *args):
         uvloop.install()
     except ImportError:
         pass
-    queue.put(asyncio.run(_run_load(*args)))
+    cpu = time.process_time()
+    result = asyncio.run(_run_load(*args))
+    result["generator_cpu_s"] = time.process_time() - cpu
+    queue.put(result)
+
+
+#: the process group of the server listening on each port (start_server runs each in its own)
+SERVER_GROUPS: dict = {}
+
+
+def group_cpu_seconds(pgid: int) -> float:
+    """CPU seconds (user + system) used so far by the live processes of a process group."""
+    ticks = 0
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat") as fh:
+                fields = fh.read().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[2]) == pgid:               # fields[0] is the state: pgrp is field 5 of stat
+            ticks += int(fields[11]) + int(fields[12])
+    return ticks / os.sysconf("SC_CLK_TCK")
 
 
 def run_load(port: int, payloads: list, seconds: float, connections: int, rate: float | None = None) -> dict:
     """Run the load in a separate process (so the generator never shares this one's GIL)."""
     ctx = multiprocessing.get_context("fork")
     queue = ctx.Queue()
+    group = SERVER_GROUPS.get(port)
+    server_cpu = group_cpu_seconds(group) if group else None
     process = ctx.Process(target=_load_process, args=(queue, port, payloads, seconds, connections, rate))
     process.start()
     result = queue.get(timeout=seconds + 120)
     process.join()
+    # CPU per answered request, server and load generator: unlike throughput, hardly changed by
+    # what else the machine runs, so its ratios predict those of a quiet machine
+    done = max(result["requests"], 1)
+    if server_cpu is not None:
+        result["server_cpu_ms_per_request"] = (group_cpu_seconds(group) - server_cpu) * 1000 / done
+    result["generator_cpu_ms_per_request"] = result["generator_cpu_s"] * 1000 / done
     return result
 
 
@@ -250,11 +311,71 @@ def bench_gets(name: str, port: int, users: list, args, results: dict) -> None:
     results[name] = entry
     closed = entry["closed"]
     print(f"{name:10s} closed loop: {closed['throughput']:7.0f} req/s  p50 {closed['p50_ms']:.2f} ms  "
-          f"p99 {closed['p99_ms']:.2f} ms  errors {closed['errors']}  (load {entry['load_before']})", flush=True)
+          f"p99 {closed['p99_ms']:.2f} ms  errors {closed['errors']}  (load {entry['load_before']}); CPU per "
+          f"request: server {closed.get('server_cpu_ms_per_request', float('nan')):.3f} ms, load generator "
+          f"{closed['generator_cpu_ms_per_request']:.3f} ms", flush=True)
     for rate in args.rates:
         r = entry[f"open_{rate:g}"]
         print(f"{name:10s} offered {rate:6g}/s: {r['throughput']:7.0f} req/s  p50 {r['p50_ms']:.2f} ms  "
               f"p99 {r['p99_ms']:.2f} ms  errors {r['errors']}", flush=True)
+
+
+def cpu_ratio(runs: list, ceiling_runs: list) -> float | None:
+    """Throughput ratio that the CPU per request implies when the cores are the bottleneck:
+    (server + generator CPU of the ceiling) / (server + generator CPU of the target), medians."""
+    def median_cpu(rs):
+        totals = sorted(r["server_cpu_ms_per_request"] + r["generator_cpu_ms_per_request"] for r in rs
+                        if "server_cpu_ms_per_request" in r)
+        return totals[len(totals) // 2] if totals else None
+
+    target, ceiling = median_cpu(runs), median_cpu(ceiling_runs)
+    return ceiling / target if target and ceiling else None
+
+
+def bench_interleaved(servers: dict, args, results: dict) -> None:
+    """Closed-loop rounds taken in turn across the running servers (``--rounds``): on a machine
+    whose other load changes from minute to minute, the ratio of two targets measured seconds
+    apart is far steadier than that of measurements taken minutes apart. Reports each target's
+    median round and, per round, every target's ratio to the constant ceiling."""
+    payloads = {}
+    for name, (port, users) in servers.items():
+        rng = random.Random(0)
+        payloads[name] = [_get(f"/v1/recommendations/{rng.choice(users)}?n={TOP_N}") for _ in range(5000)]
+        run_load(port, payloads[name], 1.0, args.connections)            # warm-up
+    rounds = {name: [] for name in servers}
+    for _ in range(args.rounds):
+        for name, (port, _) in servers.items():
+            rounds[name].append(run_load(port, payloads[name], args.seconds, args.connections))
+    for name, runs in rounds.items():
+        cpu = sorted(r.get("server_cpu_ms_per_request", float("nan")) for r in runs)
+        gen = sorted(r["generator_cpu_ms_per_request"] for r in runs)
+        print(f"{name:10s} CPU per request (median of rounds): server {cpu[len(cpu) // 2]:.3f} ms, "
+              f"load generator {gen[len(gen) // 2]:.3f} ms", flush=True)
+        ordered = sorted(runs, key=lambda r: r["throughput"])
+        results[name] = {"closed": ordered[len(ordered) // 2], "rounds": [r["throughput"] for r in runs],
+                         "errors_all_rounds": sum(r["errors"] for r in runs), "load_after": load_average()}
+        print(f"{name:10s} closed loop, {args.rounds} interleaved rounds: "
+              + ", ".join(f"{r['throughput']:.0f}" for r in runs) + " req/s; errors "
+              f"{results[name]['errors_all_rounds']}", flush=True)
+    if "constant" in rounds:
+        for name, runs in rounds.items():
+            if name.startswith("constant"):
+                continue
+            ratios = sorted(r["throughput"] / c["throughput"] for r, c in zip(runs, rounds["constant"]))
+            results[name]["ratio_rounds"] = ratios
+            print(f"{name} / constant per round: " + ", ".join(f"{x:.0%}" for x in ratios)
+                  + f"; median {ratios[len(ratios) // 2]:.0%}", flush=True)
+            predicted = cpu_ratio(rounds[name], rounds["constant"])
+            if predicted is not None:
+                results[name]["cpu_predicted_ratio"] = predicted
+                print(f"{name} / constant predicted from CPU per request (server + load generator, medians): "
+                      f"{predicted:.0%}", flush=True)
+    for name, (port, _) in servers.items():
+        for rate in args.rates:
+            r = run_load(port, payloads[name], args.seconds, args.connections, rate)
+            results[name][f"open_{rate:g}"] = r
+            print(f"{name:10s} offered {rate:6g}/s: {r['throughput']:7.0f} req/s  p50 {r['p50_ms']:.2f} ms  "
+                  f"p99 {r['p99_ms']:.2f} ms  errors {r['errors']}", flush=True)
 
 
 def bench_events(name: str, port: int, args, results: dict) -> None:
@@ -293,7 +414,11 @@ def main(argv=None) -> int:
     parser.add_argument("--start-postgres", action="store_true")
     parser.add_argument("--skip-embedding", action="store_true")
     parser.add_argument("--targets", default="constant,itemknn,embedding,postgresql",
-                        help="which of constant, itemknn (+ SQLite events), embedding, postgresql (events) to run")
+                        help="which of constant, itemknn (+ SQLite events), embedding, postgresql (events), "
+                             "constant-fastapi (the earlier, heavier ceiling) to run")
+    parser.add_argument("--rounds", type=int, default=1,
+                        help="> 1: start every GET server at once and take this many closed-loop rounds of "
+                             "--seconds in turn across them (steadier ratios on a busy machine)")
     parser.add_argument("--quick", action="store_true", help="2-second runs, one rate")
     parser.add_argument("--out", type=Path, default=None, help="write the results as JSON here")
     args = parser.parse_args(argv)
@@ -307,13 +432,27 @@ def main(argv=None) -> int:
     with tempfile.TemporaryDirectory(prefix="bench-serving-") as tmp:
         tmp = Path(tmp)
         chosen = set(args.targets.split(","))
-        targets = [("constant", None, None)] if "constant" in chosen else []
+        targets = [(name, None, None) for name in ("constant", "constant-fastapi") if name in chosen]
         path, users = itemknn_artifact(tmp)
         if "itemknn" in chosen:
             targets.append(("itemknn", path, users))
         if not args.skip_embedding and "embedding" in chosen:
             path, users = embedding_artifact(tmp)
             targets.append(("embedding", path, users))
+        if args.rounds > 1:                 # every server up at once, closed loops taken in turn
+            running = {}
+            try:
+                for name, path, users in targets:
+                    running[name] = (start_server(name, str(path), args.workers, tmp / f"{name}.log"),
+                                     users or list(range(1, 944)))
+                bench_interleaved({name: (proc_port[1], users) for name, (proc_port, users) in running.items()},
+                                  args, results)
+                if "itemknn" in running:
+                    bench_events("sqlite", running["itemknn"][0][1], args, results)
+            finally:
+                for (process, _), _users in running.values():
+                    stop_server(process)
+            targets = []
         for name, path, users in targets:
             process, port = start_server(name, str(path), args.workers, tmp / f"{name}.log")
             try:
@@ -335,15 +474,15 @@ def main(argv=None) -> int:
                 stop_server(process)
         else:
             print("postgresql events: skipped (no --postgres-url, RECFORGE_TEST_POSTGRES_URL or --start-postgres)")
-    try:
-        ceiling = results["constant"]["closed"]["throughput"]
+    for ceiling_name in ("constant", "constant-fastapi"):
+        if "closed" not in results.get(ceiling_name, {}):
+            continue
+        ceiling = results[ceiling_name]["closed"]["throughput"]
         for name in ("itemknn", "embedding"):
             if "closed" in results.get(name, {}):
                 rate = results[name]["closed"]["throughput"]
-                print(f"{name} top-{TOP_N}: {rate:.0f} req/s = {rate / ceiling:.0%} of the constant-list ceiling "
+                print(f"{name} top-{TOP_N}: {rate:.0f} req/s = {rate / ceiling:.0%} of the {ceiling_name} ceiling "
                       f"({ceiling:.0f} req/s)")
-    except KeyError:
-        pass
     if args.out:
         args.out.write_text(json.dumps(results, indent=1))
     return 0

@@ -223,3 +223,33 @@ def test_metrics_count_requests_events_and_the_model(served):
     ingested = [line for line in text.splitlines() if line.startswith("recforge_events_ingested_total")]
     assert ingested and float(ingested[0].split()[-1]) >= 1
     assert "not-a-user" not in text           # ids never become label values
+
+
+def test_bad_query_parameters_name_the_parameter_in_a_json_body(served):
+    _, client, _ = served
+    for params, name in (({"n": "ten"}, "n"), ({"n": 51}, "n"), ({"exclude_seen": "maybe"}, "exclude_seen")):
+        response = client.get("/v1/recommendations/1000", params=params)
+        assert_problem(response, 422)
+        assert [error["loc"] for error in response.json()["detail"]] == [["query", name]]
+
+
+def test_repeated_and_comma_separated_filters_and_unknown_parameters(served, reference):
+    _, client, _ = served
+    top = [entry["item_id"] for entry in client.get("/v1/recommendations/1011", params={"n": N}).json()["items"]]
+    params = [("n", N), ("filter", f"{top[0]}"), ("filter", f"{top[1]}, {top[2]}"), ("colour", "red")]
+    response = client.get("/v1/recommendations/1011", params=params)
+    assert response.status_code == 200 and response.headers["content-type"] == "application/json"
+    items, scores = reference.recommend([1011], N, filter_items=top[:3], ids=True)
+    assert pairs(response.json()) == expected(items[0], scores[0])
+    default = client.get("/v1/recommendations/1011").json()           # no query: n=10, exclude_seen
+    items, _ = reference.recommend([1011], 10, ids=True)
+    assert [entry["item_id"] for entry in default["items"]] == [int(i) for i in items[0] if i != -1]
+
+
+def test_openapi_documents_the_get_parameters_and_answer(served):
+    _, client, _ = served
+    operation = client.get("/openapi.json").json()["paths"]["/v1/recommendations/{user_id}"]["get"]
+    params = {p["name"]: p for p in operation["parameters"]}
+    assert set(params) == {"user_id", "n", "exclude_seen", "filter"}
+    assert params["user_id"]["in"] == "path" and params["n"]["schema"]["maximum"] == 50
+    assert "Recommendations" in json.dumps(operation["responses"]["200"])

@@ -66,3 +66,37 @@ def test_events_in_postgres_survive_sigkill_and_read_back_with_from_sql(tmp_path
         after = httpx.get(restarted.url + "/v1/recommendations/660004", params={"n": 5}).json()
         assert after["items"] == before["items"]
         assert httpx.get(restarted.url + "/readyz").json()["events"] == len(sent)
+
+
+def test_concurrent_appends_become_visible_in_id_order(pg_url):
+    """A writer holding an uncommitted event must not let a later writer's higher id become
+    visible first: a reader that saw the higher id would never read the lower one."""
+    import threading
+
+    import sqlalchemy as sa
+
+    from recforge.data.sql import create_engine
+    from recforge.serving.event_store import APPEND_LOCK_KEY, TABLE, open_event_store
+
+    url = fresh_database(pg_url)
+    store = open_event_store(url)
+    slow = create_engine(url)
+    try:
+        with slow.connect() as conn:
+            transaction = conn.begin()          # a writer that is slow to commit, as the store appends
+            conn.execute(sa.text("SELECT pg_advisory_xact_lock(:key)"), {"key": APPEND_LOCK_KEY})
+            first = conn.execute(sa.text(f"INSERT INTO {TABLE} (user_id, item_id, value, ts, received_at) "
+                                         "VALUES ('u1', 'i1', 1.0, 1, 1) RETURNING id")).scalar()
+            later = {}
+            writer = threading.Thread(target=lambda: later.update(ids=store.append([("u2", "i2", 1.0, 2)])))
+            writer.start()
+            writer.join(1.0)
+            assert writer.is_alive()                       # waits for the first writer's commit
+            assert [e.id for e in store.since(0)] == []    # nothing visible out of order meanwhile
+            transaction.commit()
+        writer.join(30)
+        assert not writer.is_alive() and later["ids"][0] > first
+        assert [e.id for e in store.since(0)] == [first, later["ids"][0]]
+    finally:
+        slow.dispose()
+        store.close()

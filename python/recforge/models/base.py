@@ -212,8 +212,8 @@ class Recommender:
     def _history(self, codes: np.ndarray, users: Any, history: Any, ids: bool) -> HistoryChunk:
         """Each requested user's interactions: the stored ones, or the given history."""
         if history is None:
-            return HistoryChunk(codes, self._clean_rows(self.user_items_[codes]), stored=self._stored_sequences,
-                                from_caller=False)
+            return HistoryChunk(codes, self._clean_rows(take_rows(self.user_items_, codes)),
+                                stored=self._stored_sequences, from_caller=False)
         if hasattr(history, "to_csr") and hasattr(history, "user_ids"):
             return self._history_of_interactions(codes, users, history, ids)
         if isinstance(history, (list, tuple)):
@@ -377,6 +377,17 @@ def ids_of_codes(idmap: IdMap, codes: np.ndarray) -> np.ndarray:
     else:
         out = np.where(codes < 0, -1, out)
     return out
+
+
+def take_rows(R: sp.csr_matrix, codes: np.ndarray) -> sp.csr_matrix:
+    """``R[codes]`` (codes within range); one row is sliced directly, skipping scipy's fancy
+    indexing (most of a single-user ``recommend``'s time on a small model)."""
+    if codes.size != 1:
+        return R[codes]
+    c = int(codes[0])
+    lo, hi = int(R.indptr[c]), int(R.indptr[c + 1])
+    indptr = np.array([0, hi - lo], dtype=R.indptr.dtype)
+    return sp.csr_matrix((R.data[lo:hi].copy(), R.indices[lo:hi].copy(), indptr), shape=(1, R.shape[1]))
 
 
 def _flat_sequences(sequences: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:

@@ -90,9 +90,13 @@ def complete_sparse_topn(found: sp.csr_matrix, n: int, exclude: sp.csr_matrix | 
     ``dense_rows(row_positions) -> m' x n_items scores`` (a small block).
     """
     m, n_items = found.shape
+    lengths = np.diff(found.indptr)
+    if found.nnz == m * n and (lengths == n).all() and (found.data[:found.nnz] > 0).all():
+        # every row holds n positive scores: the lists are complete as found (the usual case)
+        return (found.indices[:found.nnz].astype(np.int64).reshape(m, n),
+                found.data[:found.nnz].astype(np.float32).reshape(m, n))
     items = np.full((m, n), PAD_ITEM, dtype=np.int64)
     scores = np.full((m, n), PAD_SCORE, dtype=np.float32)
-    lengths = np.diff(found.indptr)
     rows = np.repeat(np.arange(m), lengths)
     place = np.arange(found.nnz) - found.indptr[:-1][rows]
     positive = found.data > 0

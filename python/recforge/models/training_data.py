@@ -210,5 +210,7 @@ class HistoryChunk:
         return self._sequences
 
     def part(self, sl: slice) -> "HistoryChunk":
+        if sl.step is None and (sl.start or 0) == 0 and (sl.stop is None or sl.stop >= len(self)):
+            return self                                   # the whole chunk (e.g. one user): no copies
         seqs = None if self._sequences is None else self._sequences[sl]
         return HistoryChunk(self.codes[sl], self.rows[sl], seqs, self._stored, self.from_caller)

@@ -39,6 +39,8 @@ class ServeConfig:
     partial_fit_events: int = 1000         # refit incrementally after this many new events (0: never)
     partial_fit_seconds: float = 60.0      # ... or this long after the first unfitted event (0: never)
     reload_poll_seconds: float = 1.0       # how often the model folder is checked for a new version
+    events_poll_seconds: float = 0.05      # how often a worker reads the store for events written outside
+                                           # this host's workers (theirs are announced: event_notice)
     log_level: str = "warning"
     imports: tuple = ()                    # modules imported first (they register custom models)
 
@@ -62,7 +64,7 @@ class ServeConfig:
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 0:
                 raise ValueError(f"{name} must be an integer >= 0, got {value!r}")
-        for name in ("partial_fit_seconds", "reload_poll_seconds"):
+        for name in ("partial_fit_seconds", "reload_poll_seconds", "events_poll_seconds"):
             if getattr(self, name) < 0:
                 raise ValueError(f"{name} must be >= 0, got {getattr(self, name)!r}")
         if self.port > 65535:

@@ -11,7 +11,11 @@ One table, ``recforge_events``::
   loses none of the acknowledged events. Several worker processes share the file (WAL allows
   concurrent readers; writers take turns under ``busy_timeout``).
 * PostgreSQL (``postgresql://user@host:port/db``): SQLAlchemy over psycopg 3; a commit is
-  durable under PostgreSQL's default ``synchronous_commit=on``.
+  durable under PostgreSQL's default ``synchronous_commit=on``. Appends take a transaction-level
+  advisory lock first: a sequence hands out ids in call order, not commit order, so two
+  concurrent writers could otherwise commit id 12 before id 11, and a worker that had read up
+  to 12 would never read 11 (it would be stored, but missing from the live histories until a
+  restart). With the lock, ids become visible in increasing order, as in SQLite.
 
 Ids are stored as text (the model's integer ids as their decimal text), so
 ``Interactions.from_sql(url, "SELECT user_id AS user, item_id AS item, value, ts AS timestamp
@@ -27,6 +31,8 @@ from pathlib import Path
 from typing import Iterable, Sequence
 
 TABLE = "recforge_events"
+#: the PostgreSQL advisory lock that serialises appends (an arbitrary 63-bit constant)
+APPEND_LOCK_KEY = 0x7265_6366_6F72_6765 >> 1
 
 
 @dataclass(frozen=True)
@@ -135,6 +141,10 @@ class SQLAlchemyEventStore(EventStore):
         if not rows:
             return []
         with self._engine.begin() as conn:
+            if self._engine.dialect.name == "postgresql":
+                # writers take turns (the lock lasts until COMMIT), so ids become visible in id
+                # order and a reader's "id > last seen" never skips an id committed late
+                conn.execute(self._sa.text("SELECT pg_advisory_xact_lock(:key)"), {"key": APPEND_LOCK_KEY})
             result = conn.execute(self._table.insert().returning(self._table.c.id, sort_by_parameter_order=True),
                                   rows)
             return [int(r[0]) for r in result]

@@ -40,6 +40,17 @@ class ServerMetrics:
         self.event_sync_failures = Counter("recforge_event_sync_failures",
                                            "requests answered without reading new events (store failing)", **kw)
         self._shown: tuple[str, str] | None = None
+        self._request_children: dict = {}
+
+    def observe_request(self, route: str, method: str, status: int, seconds: float) -> None:
+        """Count and time one request (the labelled children are looked up once per label set)."""
+        key = (route, method, status)
+        children = self._request_children.get(key)
+        if children is None:
+            children = (self.requests.labels(route, method, str(status)), self.latency.labels(route, method))
+            self._request_children[key] = children
+        children[0].inc()
+        children[1].observe(seconds)
 
     def model_swapped(self, name: str, version: str, reason: str) -> None:
         self.swaps.labels(reason).inc()

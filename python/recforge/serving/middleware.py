@@ -83,6 +83,5 @@ class GuardAndMeasure:
         finally:
             route = scope.get("route")
             template = getattr(route, "path", None) or "<unmatched>"
-            method = scope.get("method", "")
-            self.metrics.requests.labels(template, method, str(status["code"])).inc()
-            self.metrics.latency.labels(template, method).observe(time.perf_counter() - start)
+            self.metrics.observe_request(template, scope.get("method", ""), status["code"],
+                                         time.perf_counter() - start)

@@ -10,6 +10,7 @@ events oldest first).
 """
 from __future__ import annotations
 
+from math import isfinite
 from typing import Any, Iterable, Sequence
 
 import numpy as np
@@ -33,8 +34,10 @@ class BadIdError(ValueError):
 
 
 def _scored(served: ServedModel, items: np.ndarray, scores: np.ndarray) -> list[dict]:
+    """JSON-ready ``{"item_id", "score"}`` entries (padding dropped; a non-finite score is None)."""
     ids = served.item_ids
-    return [{"item_id": ids[i], "score": float(s)} for i, s in zip(items.tolist(), scores.tolist()) if i >= 0]
+    return [{"item_id": ids[i], "score": s if isfinite(s) else None}
+            for i, s in zip(items.tolist(), scores.tolist()) if i >= 0]
 
 
 def _filter_codes(served: ServedModel, filter_ids: Iterable[Any]) -> np.ndarray | None:

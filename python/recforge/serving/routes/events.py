@@ -25,7 +25,7 @@ def build(config: ServeConfig) -> APIRouter:
         rows = service.event_rows(state.holder.current, body.events, int(time.time()))
         ids = state.store.append(rows)
         state.metrics.events.inc(len(ids))
-        state.refresh_events()      # stored already: a failing read must not turn it into an error
+        state.events_stored()       # stored already: a failing read must not turn it into an error
         state.fitter.nudge()
         return {"accepted": len(ids), "first_id": ids[0], "last_id": ids[-1]}
 
