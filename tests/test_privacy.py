@@ -13,7 +13,8 @@ from scipy.stats import norm
 import recforge
 from recforge.models import ItemKNN, MostPopular, UserKNN
 from recforge.privacy import DP, gaussian_sigma
-from recforge.privacy.cooccurrence import bounded_histories, noisy_cooccurrence, weighted_cooccurrence
+from recforge.privacy import cooccurrence
+from recforge.privacy.cooccurrence import bounded_histories, pair_noise, weighted_cooccurrence
 
 from test_models_contract import RecommenderContract, random_user_items
 
@@ -83,7 +84,7 @@ def test_empirical_noise_matches_the_calibration():
     sigma = gaussian_sigma(1.0, 1e-5)
     samples = []
     for seed in range(200):
-        noisy = noisy_cooccurrence(np.zeros((6, 6)), sigma, np.random.default_rng(seed))
+        noisy = pair_noise(0, 6, 6, sigma, seed)
         assert np.array_equal(noisy, noisy.T), "one draw per unordered pair"
         samples.append(_upper(noisy))
     samples = np.concatenate(samples)                        # 200 x 21 draws
@@ -140,3 +141,61 @@ def test_bad_privacy_arguments_are_named():
         ItemKNN(similarity="jaccard", privacy=DP(1.0)).fit(R)
     with pytest.raises(ValueError, match="privacy budget"):
         ItemKNN(privacy=DP(1.0), progress=False).fit(R).partial_fit(R)
+
+
+def test_pair_noise_is_one_symmetric_draw_per_pair_across_tiles(monkeypatch):
+    """Small tiles (4) over 10 items: every block of rows sees the same symmetric matrix, the
+    upper-triangle draws are all distinct, the seed alone fixes them, and the pooled draws of
+    off-diagonal and diagonal tiles have the calibrated scale."""
+    monkeypatch.setattr(cooccurrence, "NOISE_TILE", 4)
+    n, sigma = 10, 2.5
+    full = pair_noise(0, n, n, sigma, seed=3)
+    np.testing.assert_array_equal(full, full.T)
+    for start, stop in ((0, 4), (4, 8), (8, 10), (4, 10)):
+        np.testing.assert_array_equal(pair_noise(start, stop, n, sigma, seed=3), full[start:stop])
+    assert np.unique(_upper(full)).size == n * (n + 1) // 2
+    np.testing.assert_array_equal(pair_noise(0, n, n, sigma, seed=3), full)
+    assert not np.array_equal(pair_noise(0, n, n, sigma, seed=4), full)
+    with pytest.raises(ValueError, match="start"):
+        pair_noise(2, 6, n, sigma, seed=3)
+    pooled = np.concatenate([_upper(pair_noise(0, n, n, sigma, seed)) for seed in range(100)])
+    assert pooled.std() == pytest.approx(sigma, rel=0.05) and abs(pooled.mean()) < 4 * sigma / math.sqrt(pooled.size)
+
+
+def _dense_reference(R, k, dp):
+    """The mechanism written out densely, with an explicit sort per row."""
+    B = bounded_histories(R, None, np.random.default_rng(dp.seed))
+    sigma = gaussian_sigma(dp.epsilon, dp.delta)
+    n = R.shape[1]
+    C = weighted_cooccurrence(B) + pair_noise(0, n, n, sigma, dp.seed)
+    tau = 1 + (1 + dp.threshold) * sigma
+    norms = np.sqrt(np.maximum(np.diag(C), tau))
+    lists = []
+    for i in range(n):
+        scored = [(-(C[i, j] / norms[i] / norms[j]), j) for j in range(n)
+                  if j != i and C[i, j] >= dp.threshold * sigma and C[i, j] != 0]
+        lists.append([(j, -s) for s, j in sorted(scored)[:k]])
+    return lists
+
+
+@pytest.mark.parametrize("tile", [4, 512])
+def test_blockwise_neighbours_equal_the_dense_mechanism(monkeypatch, tile):
+    monkeypatch.setattr(cooccurrence, "NOISE_TILE", tile)
+    R = sp.csr_matrix((np.random.default_rng(8).random((300, 13)) < 0.3).astype(np.float32))
+    dp = DP(epsilon=8.0, delta=1e-5, max_items_per_user=None, threshold=1.0, seed=5)
+    S, sigma = cooccurrence.private_item_neighbours(R, 4, dp)
+    assert sigma == gaussian_sigma(8.0, 1e-5) and S.shape == (13, 13)
+    expected = _dense_reference(R, 4, dp)
+    assert sum(map(len, expected)) > 13, "the test needs neighbours above the threshold"
+    for i, pairs in enumerate(expected):
+        row = S[i]
+        assert row.indices.tolist() == [j for j, _ in pairs]
+        np.testing.assert_allclose(row.data, [s for _, s in pairs], rtol=1e-6)
+
+
+def test_top_k_rows_breaks_ties_by_the_smaller_column():
+    S = np.array([[0.5, 0.2, 0.5, 0.5, 0.0, -np.inf],
+                  [0.0, 0.0, 0.0, 0.0, 0.0, 0.1]])
+    T = cooccurrence.top_k_rows(S, 2, 6)
+    assert T[0].indices.tolist() == [0, 2] and T[0].data.tolist() == [0.5, 0.5]
+    assert T[1].indices.tolist() == [5], "zeros are dropped"
