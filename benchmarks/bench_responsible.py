@@ -33,7 +33,7 @@ import scipy.sparse as sp
 
 #: BPRMF for the DP-SGD curve (batch_size: expected users per step under DP-SGD)
 BPRMF_PARAMS = dict(dim=32, epochs=20, lr=0.01, batch_size=256, num_threads=1, progress=False)
-DPSGD_PARAMS = dict(max_grad_norm=0.05, max_items_per_user=100)
+DPSGD_PARAMS = dict(max_grad_norm=0.02, max_items_per_user=100)
 EPSILONS = [0.1, 0.5, 1.0, 2.0, 5.0, 10.0, math.inf]
 LAMBDAS = [round(0.1 * k, 1) for k in range(11)]
 FINE_LAMBDAS = [0.62, 0.64, 0.66, 0.68]      # between the grid points where the trade-off turns

@@ -34,12 +34,12 @@ class TestPrivateBPRMFContract(RecommenderContract):
         return BPRMF(**FAST, privacy=DPSGD(noise_multiplier=1.0, max_items_per_user=8))
 
 
-def _problem(R, dp, batch_size=16, negatives=2, epochs=1, seed=0):
+def _problem(R, dp, batch_size=16, negatives=2, epochs=1, seed=0, loss="bpr"):
     from recforge.models.graph._dp_trainer import PrivateBPRProblem
     from recforge.torch.timing import SectionTimer
 
     return PrivateBPRProblem(sp.csr_matrix(R), dp=dp, dim=4, reg=0.01, batch_size=batch_size, negatives=negatives,
-                             loss="bpr", epochs=epochs, seed=seed, num_threads=1, timer=SectionTimer())
+                             loss=loss, epochs=epochs, seed=seed, num_threads=1, timer=SectionTimer())
 
 
 def _rdp_epsilon_full_batch(sigma, steps, delta):
@@ -92,7 +92,10 @@ def _user_gradients(problem, batch):
         eu, ev = U[users[r]], V[items[r]]
         et, ej = ev[:L], ev[L:].reshape(L, K, -1)
         pos, neg = et @ eu, ej @ eu
-        main = torch.log1p(torch.exp(neg - pos[:, None])).mean(1)
+        if problem.loss_name == "bpr":
+            main = torch.log1p(torch.exp(neg - pos[:, None])).mean(1)
+        else:
+            main = torch.log1p(torch.exp(-pos)) + torch.log1p(torch.exp(neg)).sum(1)
         item_reg = (et ** 2).sum(1) + (ej ** 2).sum((1, 2))
         loss = ((main + 0.5 * reg * item_reg) * valid[r]).sum() / valid[r].sum() + 0.5 * reg * (eu ** 2).sum()
         loss.backward()
@@ -100,10 +103,10 @@ def _user_gradients(problem, batch):
     return torch.stack(grads)
 
 
-@pytest.mark.parametrize("clip", [0.05, 1e9])
-def test_each_users_gradient_is_clipped_before_the_noise(clip):
+@pytest.mark.parametrize("clip, loss", [(0.05, "bpr"), (1e9, "bpr"), (0.05, "bce")])
+def test_each_users_gradient_is_clipped_before_the_noise(clip, loss):
     R = (np.random.default_rng(3).random((30, 20)) < 0.3).astype(np.float32)
-    problem = _problem(R, DPSGD(noise_multiplier=0.0, max_grad_norm=clip, max_items_per_user=5))
+    problem = _problem(R, DPSGD(noise_multiplier=0.0, max_grad_norm=clip, max_items_per_user=5), loss=loss)
     optimizer = problem.make_optimizer(0.01)
     batch = problem.user_rows(np.arange(12), np.random.default_rng(0))
     optimizer.zero_grad()
