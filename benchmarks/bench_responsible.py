@@ -76,14 +76,14 @@ def ndcg_of_lists(lists: np.ndarray, users: np.ndarray, test_csr: sp.csr_matrix)
     return total / count
 
 
-def privacy_curve(name, train, test, seeds=3):
+def privacy_curve(name, train, test, seeds=3, epsilons=EPSILONS):
     from recforge.models import ItemKNN, MostPopular
     from recforge.privacy import DP
 
     started = time.perf_counter()
     rows = [("MostPopular (non-private)", math.inf, ndcg(MostPopular().fit(train), train, test), 0.0)]
     print(f"  {rows[0][0]:32} {rows[0][2]:.4f}", flush=True)
-    for eps in EPSILONS:
+    for eps in epsilons:
         knn, pop, sig = [], [], 0.0
         for seed in range(seeds if math.isfinite(eps) else 1):
             dp = DP(epsilon=eps, delta=1e-6, max_items_per_user=200, seed=seed)
@@ -205,6 +205,7 @@ def main():
     parser.add_argument("--datasets", nargs="+", default=["ml-100k", "ml-latest-small"])
     parser.add_argument("--out", default=str(Path(__file__).resolve().parent / "results"))
     parser.add_argument("--seeds", type=int, default=3)
+    parser.add_argument("--epsilons", nargs="+", type=float, default=EPSILONS, help="the DP ItemKNN curve's")
     parser.add_argument("--no-rerank", action="store_true", help="the privacy curves only")
     parser.add_argument("--dpsgd", nargs="*", default=["ml-100k"], help="datasets with the DP-SGD BPRMF curve")
     parser.add_argument("--dpsgd-seeds", type=int, default=1)
@@ -214,7 +215,7 @@ def main():
     results = {}
     for name in args.datasets:
         inter, train, test = load(name)
-        privacy = privacy_curve(name, train, test, args.seeds)
+        privacy = privacy_curve(name, train, test, args.seeds, args.epsilons)
         pop = privacy[0][2]
         split_name = "the LightGCN paper's train/test split" if name == "gowalla" else "per-user 80/20 split seed 0"
         print(f"\n== {name}: NDCG@10, {split_name} (DP rows: mean of {args.seeds} noise seeds)")

@@ -21,6 +21,7 @@ import torch  # noqa: E402
 import recforge  # noqa: E402
 from recforge.models import BPRMF  # noqa: E402
 from recforge.privacy import DP, DPSGD  # noqa: E402
+from recforge.privacy.dpsgd import RDP_ORDERS  # noqa: E402
 
 from test_models_contract import RecommenderContract, random_user_items  # noqa: E402
 
@@ -45,8 +46,8 @@ def _problem(R, dp, batch_size=16, negatives=2, epochs=1, seed=0, loss="bpr"):
 def _rdp_epsilon_full_batch(sigma, steps, delta):
     """Sampling rate 1: T compositions of the Gaussian mechanism have RDP T a / (2 sigma^2) at
     order a; converted to (eps, delta) as eps = rdp - (log delta + log a)/(a - 1) + log((a - 1)/a)
-    (Balle et al. 2020), minimised over Opacus' grid of orders."""
-    orders = np.array([1 + x / 10.0 for x in range(1, 100)] + list(range(12, 64)), dtype=float)
+    (Balle et al. 2020), minimised over the model's grid of orders."""
+    orders = np.array(RDP_ORDERS, dtype=float)
     rdp = steps * orders / (2 * sigma ** 2)
     return float(np.min(rdp - (np.log(delta) + np.log(orders)) / (orders - 1) + np.log((orders - 1) / orders)))
 
@@ -63,7 +64,8 @@ def test_accountant_epsilon_matches_opacus_and_the_gaussian_rdp():
     direct = RDPAccountant()
     for _ in range(model.privacy_steps_):
         direct.step(noise_multiplier=1.3, sample_rate=q)
-    assert model.privacy_epsilon_ == pytest.approx(direct.get_epsilon(delta=1e-5), rel=1e-12)
+    assert model.privacy_epsilon_ == pytest.approx(direct.get_epsilon(delta=1e-5, alphas=list(RDP_ORDERS)), rel=1e-12)
+    assert model.privacy_epsilon_ <= direct.get_epsilon(delta=1e-5), "the wider grid of orders only tightens"
 
     full = BPRMF(**{**FAST, "batch_size": 1000, "epochs": 4}, privacy=DPSGD(noise_multiplier=2.0, delta=1e-5)).fit(R)
     assert full.privacy_sample_rate_ == 1.0 and full.privacy_steps_ == 4
@@ -75,8 +77,9 @@ def test_target_epsilon_sets_the_smallest_noise_that_meets_it():
     model = BPRMF(**FAST, privacy=DPSGD(epsilon=2.0, delta=1e-5)).fit(R)
     assert 1.9 <= model.privacy_epsilon_ <= 2.0
     assert model.privacy_noise_multiplier_ > 0
-    looser = BPRMF(**FAST, privacy=DPSGD(epsilon=8.0, delta=1e-5)).fit(R)
-    assert looser.privacy_noise_multiplier_ < model.privacy_noise_multiplier_
+    tight = BPRMF(**FAST, privacy=DPSGD(epsilon=0.1, delta=1e-6)).fit(R)
+    assert 0.09 <= tight.privacy_epsilon_ <= 0.1, "small epsilons are reachable (wide grid of orders)"
+    assert tight.privacy_noise_multiplier_ > model.privacy_noise_multiplier_
 
 
 def _user_gradients(problem, batch):

@@ -45,6 +45,15 @@ import numpy as np
 
 OPACUS_HINT = 'pip install "recforge[privacy]"'
 ACCOUNTANTS = ("rdp", "prv")
+#: RDP orders: Opacus' default grid, extended beyond 63 so that small epsilons (a floor of about
+#: log(1/delta) / 62 = 0.22 at delta = 1e-6 with the default grid) stay reachable
+RDP_ORDERS = tuple([1 + x / 10.0 for x in range(1, 100)] + list(range(12, 64))
+                   + [64, 80, 96, 128, 160, 192, 256, 384, 512, 768, 1024, 2048, 4096, 8192])
+
+
+def accountant_options(accountant: str) -> dict[str, Any]:
+    """Keyword arguments of the accountant's get_epsilon: the RDP orders for "rdp"."""
+    return {"alphas": list(RDP_ORDERS)} if accountant == "rdp" else {}
 
 
 def require_opacus():
@@ -134,7 +143,8 @@ class DPSGD:
             warnings.filterwarnings("ignore", message="Optimal order is the largest alpha")
             return float(get_noise_multiplier(target_epsilon=float(self.epsilon), target_delta=float(self.delta),
                                               sample_rate=float(sample_rate), steps=int(steps),
-                                              accountant=self.accountant))
+                                              accountant=self.accountant,
+                                              **accountant_options(self.accountant)))
 
 
 def epsilon_spent(noise_multiplier: float, sample_rate: float, steps: int, delta: float,
@@ -149,4 +159,4 @@ def epsilon_spent(noise_multiplier: float, sample_rate: float, steps: int, delta
 
     acc = create_accountant(accountant)
     acc.history = [(float(noise_multiplier), float(sample_rate), int(steps))]
-    return float(acc.get_epsilon(delta=float(delta)))
+    return float(acc.get_epsilon(delta=float(delta), **accountant_options(accountant)))

@@ -31,7 +31,7 @@ from typing import Any, Iterator
 import numpy as np
 import scipy.sparse as sp
 
-from recforge.privacy.dpsgd import DPSGD, require_opacus
+from recforge.privacy.dpsgd import DPSGD, accountant_options, require_opacus
 
 
 class JointOptimizer:
@@ -113,7 +113,7 @@ class PrivateBPRProblem:
             return 0.0
         if self.noise_multiplier == 0:
             return math.inf
-        return float(self.accountant.get_epsilon(delta=float(self.dp.delta)))
+        return float(self.accountant.get_epsilon(delta=float(self.dp.delta), **accountant_options(self.dp.accountant)))
 
     def steps_taken(self) -> int:
         return 0 if self.accountant is None else sum(s for _, _, s in self.accountant.history)
