@@ -98,7 +98,7 @@ def privacy_curve(name, train, test, seeds=3, epsilons=EPSILONS):
     return rows
 
 
-def dpsgd_curve(name, train, test, seeds=1):
+def dpsgd_curve(name, train, test, seeds=1, epsilons=EPSILONS):
     """BPRMF trained with user-level DP-SGD (Opacus) per epsilon, and without privacy."""
     import warnings
 
@@ -110,7 +110,7 @@ def dpsgd_curve(name, train, test, seeds=1):
     plain = ndcg(BPRMF(**BPRMF_PARAMS).fit(train), train, test)
     rows = [("BPRMF (non-private)", math.inf, plain, 0.0, 0.0)]
     print(f"  {rows[0][0]:32} {plain:.4f}", flush=True)
-    for eps in EPSILONS:
+    for eps in epsilons:
         values, spent, sigma = [], 0.0, 0.0
         for seed in range(seeds):
             dp = DPSGD(epsilon=eps, delta=1e-6, seed=seed, **DPSGD_PARAMS)
@@ -205,7 +205,7 @@ def main():
     parser.add_argument("--datasets", nargs="+", default=["ml-100k", "ml-latest-small"])
     parser.add_argument("--out", default=str(Path(__file__).resolve().parent / "results"))
     parser.add_argument("--seeds", type=int, default=3)
-    parser.add_argument("--epsilons", nargs="+", type=float, default=EPSILONS, help="the DP ItemKNN curve's")
+    parser.add_argument("--epsilons", nargs="+", type=float, default=EPSILONS, help="the DP curves'")
     parser.add_argument("--no-rerank", action="store_true", help="the privacy curves only")
     parser.add_argument("--dpsgd", nargs="*", default=["ml-100k"], help="datasets with the DP-SGD BPRMF curve")
     parser.add_argument("--dpsgd-seeds", type=int, default=1)
@@ -228,7 +228,7 @@ def main():
         results[name] = {"privacy": privacy}
         if name in args.dpsgd:
             print(f"  DP-SGD BPRMF {BPRMF_PARAMS} {DPSGD_PARAMS} (mean of {args.dpsgd_seeds} seeds):", flush=True)
-            results[name]["dpsgd"] = dpsgd_curve(name, train, test, args.dpsgd_seeds)
+            results[name]["dpsgd"] = dpsgd_curve(name, train, test, args.dpsgd_seeds, args.epsilons)
             beats = [e for label, e, value, _, _ in results[name]["dpsgd"]
                      if label.startswith("BPRMF DP") and math.isfinite(e) and value > pop]
             print(f"  smallest epsilon where DP-SGD BPRMF beats non-private MostPopular ({pop:.4f}): "
