@@ -2,6 +2,8 @@
 
 * :class:`DP` — the privacy parameters a model is given: ``ItemKNN(privacy=DP(epsilon=1.0))``,
   ``MostPopular(privacy=DP(epsilon=1.0))``;
+* :class:`DPSGD` — user-level DP-SGD through Opacus for embedding models:
+  ``BPRMF(privacy=DPSGD(epsilon=2.0))`` (:mod:`recforge.privacy.dpsgd`; ``pip install "recforge[privacy]"``);
 * :func:`gaussian_sigma` — the analytic Gaussian mechanism's noise scale (Balle & Wang 2018);
 * :mod:`recforge.privacy.cooccurrence` — bounded, noisy item co-occurrence and item neighbours
   after McSherry & Mironov (KDD 2009); :mod:`recforge.privacy.counts` — noisy popularity.
@@ -13,5 +15,6 @@ computed from them alone (post-processing). Recommending to a user additionally 
 user's own history, which is not a release about anyone else.
 """
 from recforge.privacy.dp import DP, gaussian_sigma
+from recforge.privacy.dpsgd import DPSGD
 
-__all__ = ["DP", "gaussian_sigma"]
+__all__ = ["DP", "DPSGD", "gaussian_sigma"]
