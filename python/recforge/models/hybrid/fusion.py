@@ -21,6 +21,22 @@ Fusions of M components with weights :math:`w_m`:
 - weighted: :math:`\sum_m w_m\, \mathrm{norm}(s^{(m)})`;
 - reciprocal rank fusion (Cormack et al., 2009): :math:`\sum_m w_m / (k + \mathrm{rank}_m(i))`;
 - Borda count: :math:`\sum_m w_m (N - \mathrm{rank}_m(i) + 1)` (the best candidate earns N points).
+
+Items a component cannot score. A component *knows* the items it can score from what it
+learned (:func:`recforge.models.hybrid.blend.known_items`: a collaborative model the items with
+training interactions, a content model the items with a non-zero vector). Component m's
+statistics, ranks and N are taken over the candidates it knows, :math:`C_u \cap K_m`, and for
+an item it does not know it gives no term: its share of the weight goes to the components that
+do know the item, in proportion to their weights. With :math:`t_m(u, i)` the term above
+(:math:`\mathrm{norm}`, :math:`1/(k + \mathrm{rank})` or Borda points) and
+:math:`K(i) = \{m : i \in K_m\}`,
+
+.. math:: \mathrm{score}(u, i) = \frac{\sum_m |w_m|}{\sum_{m \in K(i)} |w_m|}
+          \sum_{m \in K(i)} w_m\, t_m(u, i),
+
+so an item every component knows gets the plain weighted sum, and a new item that only the
+content model knows is scored by that model alone, on the scale of the blend (rather than
+sinking below every item the collaborative models know). An item no component knows scores 0.
 """
 from __future__ import annotations
 
@@ -70,29 +86,67 @@ def normalize_scores(S: np.ndarray, candidate: np.ndarray, method: str) -> np.nd
     return np.divide(S - mean, std, out=np.zeros_like(S), where=std > 0)
 
 
-def weighted_fusion(blocks: Sequence[np.ndarray], candidate: np.ndarray, weights: Sequence[float],
-                    method: str) -> np.ndarray:
-    """:math:`\\sum_m w_m \\mathrm{norm}(S_m)` over the components' score blocks."""
+def weight_shares(known: Sequence[np.ndarray], weights: Sequence[float]) -> np.ndarray:
+    r"""Per item: :math:`\sum_m |w_m| / \sum_{m \in K(i)} |w_m|` (0 where no component with a
+    non-zero weight knows the item). ``known``: one boolean array over the items per component."""
+    absw = np.abs(np.asarray(weights, dtype=np.float64))
+    K = np.asarray(known, dtype=bool)
+    knowing = absw @ K
+    return np.divide(absw.sum(), knowing, out=np.zeros(K.shape[1]), where=knowing > 0)
+
+
+def weighted_terms(blocks: Sequence[np.ndarray], candidate: np.ndarray, weights: Sequence[float], method: str,
+                   known: Sequence[np.ndarray] | None = None) -> list[np.ndarray]:
+    """Each component's term of the weighted fusion (module docstring): they sum to the score.
+    ``known``: per component, a boolean array over the items it can score (None: every item)."""
     _check_blocks(blocks, weights)
-    out = np.zeros(np.shape(blocks[0]), dtype=np.float64)
-    for S, w in zip(blocks, weights):
-        out += float(w) * normalize_scores(S, candidate, method)
+    known = _known_or_all(known, blocks)
+    candidate = np.asarray(candidate, dtype=bool)
+    share = weight_shares(known, weights)
+    return [float(w) * share * np.where(K, normalize_scores(S, candidate & K, method), 0.0)
+            for S, w, K in zip(blocks, weights, known)]
+
+
+def weighted_fusion(blocks: Sequence[np.ndarray], candidate: np.ndarray, weights: Sequence[float],
+                    method: str, known: Sequence[np.ndarray] | None = None) -> np.ndarray:
+    r""":math:`\sum_m w_m \mathrm{norm}(S_m)` over the components' score blocks, with the weight
+    of a component that does not know an item shared among those that do (module docstring)."""
+    return np.sum(weighted_terms(blocks, candidate, weights, method, known), axis=0)
+
+
+def rank_terms(blocks: Sequence[np.ndarray], candidate: np.ndarray, weights: Sequence[float], method: str,
+               k: float = 60.0, known: Sequence[np.ndarray] | None = None) -> list[np.ndarray]:
+    """Each component's vote in reciprocal rank fusion (``rrf``) or Borda count (``borda``),
+    ranks and N over the candidates it knows; the votes sum to the fused score."""
+    if method not in VOTING_METHODS:
+        raise ValueError(f"method must be one of {VOTING_METHODS}, got {method!r}")
+    _check_blocks(blocks, weights)
+    known = _known_or_all(known, blocks)
+    candidate = np.asarray(candidate, dtype=bool)
+    share = weight_shares(known, weights)
+    out = []
+    for S, w, K in zip(blocks, weights, known):
+        mine = candidate & K
+        ranks = candidate_ranks(S, mine)
+        N = mine.sum(axis=1, keepdims=True).astype(np.float64)
+        vote = 1.0 / (k + ranks) if method == "rrf" else N - ranks + 1.0
+        out.append(float(w) * share * np.where(K, vote, 0.0))
     return out
 
 
 def rank_fusion(blocks: Sequence[np.ndarray], candidate: np.ndarray, weights: Sequence[float], method: str,
-                k: float = 60.0) -> np.ndarray:
+                k: float = 60.0, known: Sequence[np.ndarray] | None = None) -> np.ndarray:
     """Reciprocal rank fusion (``rrf``, constant ``k``) or Borda count (``borda``)."""
-    if method not in VOTING_METHODS:
-        raise ValueError(f"method must be one of {VOTING_METHODS}, got {method!r}")
-    _check_blocks(blocks, weights)
-    candidate = np.asarray(candidate, dtype=bool)
-    N = candidate.sum(axis=1, keepdims=True).astype(np.float64)
-    out = np.zeros(np.shape(blocks[0]), dtype=np.float64)
-    for S, w in zip(blocks, weights):
-        ranks = candidate_ranks(S, candidate)
-        out += float(w) * (1.0 / (k + ranks) if method == "rrf" else N - ranks + 1.0)
-    return out
+    return np.sum(rank_terms(blocks, candidate, weights, method, k, known), axis=0)
+
+
+def _known_or_all(known: Sequence[np.ndarray] | None, blocks: Sequence[np.ndarray]) -> list[np.ndarray]:
+    n_items = np.shape(blocks[0])[1]
+    if known is None:
+        return [np.ones(n_items, dtype=bool) for _ in blocks]
+    if len(known) != len(blocks) or any(np.shape(K) != (n_items,) for K in known):
+        raise ValueError(f"known must hold one boolean array of {n_items} items per component")
+    return [np.asarray(K, dtype=bool) for K in known]
 
 
 def _check_blocks(blocks: Sequence[np.ndarray], weights: Sequence[float]) -> None:

@@ -2,8 +2,16 @@ r"""VotingHybrid: rank-level fusion of the components' rankings.
 
 ``method="rrf"`` (reciprocal rank fusion): :math:`\sum_m w_m / (k + \mathrm{rank}_m(i))`;
 ``method="borda"``: :math:`\sum_m w_m (N - \mathrm{rank}_m(i) + 1)` with N candidate items.
-Ranks are taken among the user's candidate items, ties sharing the average rank
-(:mod:`recforge.models.hybrid.fusion`).
+Ranks (and N) are taken among the user's candidate items that the component can score, ties
+sharing the average rank (:mod:`recforge.models.hybrid.fusion`). A component that cannot score
+an item (a collaborative model and an item without training interactions) gives it no vote,
+and the votes it does get are scaled to the whole electorate:
+
+.. math:: \mathrm{score}(u, i) = \frac{\sum_m |w_m|}{\sum_{m \in K(i)} |w_m|}
+          \sum_{m \in K(i)} w_m\, v_m(u, i),
+
+:math:`v_m` the component's reciprocal-rank or Borda vote, :math:`K(i)` the components that know
+item i. ``explain(user, item)`` lists the votes.
 """
 from __future__ import annotations
 
@@ -11,7 +19,7 @@ from typing import Any, Sequence
 
 from recforge.models.base import Recommender
 from recforge.models.hybrid.blend import BlendRecommender, candidates_of, check_weights
-from recforge.models.hybrid.fusion import VOTING_METHODS, rank_fusion
+from recforge.models.hybrid.fusion import VOTING_METHODS, rank_terms
 
 
 class VotingHybrid(BlendRecommender):
@@ -35,7 +43,8 @@ class VotingHybrid(BlendRecommender):
         if not (isinstance(self.k, (int, float)) and self.k >= 0):
             raise ValueError(f"k must be a number >= 0, got {self.k!r}")
 
-    def _fused(self, codes, history) -> Any:
+    def _terms(self, codes, history) -> Any:
         blocks = [self._scores_of(m, codes, history) for m in self.models_]
-        return rank_fusion(blocks, candidates_of(history), check_weights(self.weights, len(self._declared())),
-                           self.method, float(self.k))
+        terms = rank_terms(blocks, candidates_of(history), check_weights(self.weights, len(self._declared())),
+                           self.method, float(self.k), self._known())
+        return terms, blocks

@@ -4,6 +4,16 @@ r"""WeightedHybrid: a weighted sum of the components' normalised scores.
 
 with ``normalize`` = minmax, zscore or rank over the user's candidate items
 (:mod:`recforge.models.hybrid.fusion`); ``weights`` None gives every component weight 1.
+
+An item a component cannot score (a collaborative model and an item without training
+interactions) takes no term from that component; the others' weights grow to fill its share:
+
+.. math:: \mathrm{score}(u, i) = \frac{\sum_m |w_m|}{\sum_{m \in K(i)} |w_m|}
+          \sum_{m \in K(i)} w_m\, \mathrm{norm}\big(s^{(m)}_u\big)_i,
+
+:math:`K(i)` the components that know item i, each normalised over the candidates it knows.
+So a new item is ranked by the content model's opinion on the blend's scale instead of
+sinking below every item the collaborative models know. ``explain(user, item)`` lists the terms.
 """
 from __future__ import annotations
 
@@ -11,7 +21,7 @@ from typing import Any, Sequence
 
 from recforge.models.base import Recommender
 from recforge.models.hybrid.blend import BlendRecommender, candidates_of, check_weights
-from recforge.models.hybrid.fusion import NORMALIZATIONS, weighted_fusion
+from recforge.models.hybrid.fusion import NORMALIZATIONS, weighted_terms
 
 
 class WeightedHybrid(BlendRecommender):
@@ -35,6 +45,7 @@ class WeightedHybrid(BlendRecommender):
     def _blend_weights(self):
         return check_weights(self.weights, len(self._declared()))
 
-    def _fused(self, codes, history) -> Any:
+    def _terms(self, codes, history) -> Any:
         blocks = [self._scores_of(m, codes, history) for m in self.models_]
-        return weighted_fusion(blocks, candidates_of(history), self._blend_weights(), self.normalize)
+        terms = weighted_terms(blocks, candidates_of(history), self._blend_weights(), self.normalize, self._known())
+        return terms, blocks
