@@ -57,7 +57,9 @@ class ContentKNN(Recommender):
     """
 
     requires = frozenset({"item_metadata"})
-    demo_params = {"encoder": "tfidf"}
+    #: ``recforge demo`` encodes its catalogue with Sentence-BERT once; later runs read the
+    #: embedding cache (``$RECFORGE_CACHE_DIR`` or ``~/.cache/recforge``)
+    demo_params = {"encoder": "bert"}
 
     def __init__(self, encoder: Any = "tfidf", fields: tuple = ("title", "genres", "tags"), k: int | None = None,
                  profile: str = "mean", half_life: float = 10.0, encoder_options: dict | None = None,
