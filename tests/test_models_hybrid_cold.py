@@ -34,34 +34,57 @@ def test_weight_shares_by_hand():
 
 
 def test_weighted_fusion_with_an_unknown_item_by_hand():
-    # CF min-max over the items it knows (1..3): (s - 1) / 3 -> [-, 1, 1/3, 0];
-    # content over all four: (s - 0.1) / 0.8 -> [1, 0, 0.5, 0.25]; item 0 takes content's term twice
-    np.testing.assert_allclose(weighted_fusion([CF, CONTENT], ALL, [1, 1], "minmax", KNOWN),
+    # CF min-max over the items it knows (1..3): (s - 1) / 3 -> [-, 1, 1/3, 0], mean 4/9;
+    # content over all four: (s - 0.1) / 0.8 -> [1, 0, 0.5, 0.25]
+    # "mean": item 0 takes CF's mean term; "share": content's term twice
+    np.testing.assert_allclose(weighted_fusion([CF, CONTENT], ALL, [1, 1], "minmax", KNOWN, "mean"),
+                               [[4 / 9 + 1.0, 1.0, 1 / 3 + 0.5, 0.25]])
+    np.testing.assert_allclose(weighted_fusion([CF, CONTENT], ALL, [1, 1], "minmax", KNOWN, "share"),
                                [[2.0, 1.0, 1 / 3 + 0.5, 0.25]])
     # every item known: the plain weighted sum, CF's 0 for item 0 counted as a score
     np.testing.assert_allclose(weighted_fusion([CF, CONTENT], ALL, [1, 1], "minmax"), [[1.0, 1.0, 1.0, 0.5]])
     # weights 3 and 1: item 0's share is (3 + 1) / 1
-    np.testing.assert_allclose(weighted_fusion([CF, CONTENT], ALL, [3, 1], "minmax", KNOWN),
+    np.testing.assert_allclose(weighted_fusion([CF, CONTENT], ALL, [3, 1], "minmax", KNOWN, "share"),
                                [[4.0, 3.0, 1.0 + 0.5, 0.25]])
-    # item 1 seen: CF's min-max over items 2..3 only, (s - 1) / 1 -> [-, 3, 1, 0]; content's over
-    # items 0, 2, 3, (s - 0.3) / 0.6 -> [1, -1/3, 1/3, 0]
+    np.testing.assert_allclose(weighted_fusion([CF, CONTENT], ALL, [3, 1], "minmax", KNOWN, "mean"),
+                               [[4 / 3 + 1.0, 3.0, 1.0 + 0.5, 0.25]])
+    # item 1 seen: CF's min-max over items 2..3 only, (s - 1) / 1 -> [-, 3, 1, 0], mean 1/2;
+    # content's over items 0, 2, 3, (s - 0.3) / 0.6 -> [1, -1/3, 1/3, 0]
     cand = np.array([[True, False, True, True]])
-    np.testing.assert_allclose(weighted_fusion([CF, CONTENT], cand, [1, 1], "minmax", KNOWN),
+    np.testing.assert_allclose(weighted_fusion([CF, CONTENT], cand, [1, 1], "minmax", KNOWN, "share"),
                                [[2.0, 3.0 - 1 / 3, 1.0 + 1 / 3, 0.0]])
+    np.testing.assert_allclose(weighted_fusion([CF, CONTENT], cand, [1, 1], "minmax", KNOWN, "mean"),
+                               [[0.5 + 1.0, 3.0 - 1 / 3, 1.0 + 1 / 3, 0.0]])
+    # zscore: CF's mean term is 0 by construction
+    z_cf = (np.array([4.0, 2.0, 1.0]) - 7 / 3) / np.std([4.0, 2.0, 1.0])
+    z_ct = (CONTENT[0] - CONTENT[0].mean()) / CONTENT[0].std()
+    np.testing.assert_allclose(weighted_fusion([CF, CONTENT], ALL, [1, 1], "zscore", KNOWN, "mean"),
+                               [np.r_[0.0, z_cf] + z_ct])
+    with pytest.raises(ValueError, match="unknown"):
+        weighted_fusion([CF, CONTENT], ALL, [1, 1], "minmax", KNOWN, "min")
 
 
 def test_rank_fusion_with_an_unknown_item_by_hand():
     # CF ranks among items 1..3: 1, 2, 3 (N = 3); content ranks among all: item 0 1st, 2 2nd, 3 3rd, 1 4th
-    rrf = rank_fusion([CF, CONTENT], ALL, [1, 1], "rrf", k=60, known=KNOWN)
+    rrf = rank_fusion([CF, CONTENT], ALL, [1, 1], "rrf", k=60, known=KNOWN, unknown="share")
     np.testing.assert_allclose(rrf, [[2 / 61, 1 / 61 + 1 / 64, 2 / 62, 2 / 63]])
-    borda = rank_fusion([CF, CONTENT], ALL, [1, 1], "borda", known=KNOWN)
+    rrf = rank_fusion([CF, CONTENT], ALL, [1, 1], "rrf", k=60, known=KNOWN, unknown="mean")
+    mean_vote = (1 / 61 + 1 / 62 + 1 / 63) / 3
+    np.testing.assert_allclose(rrf, [[mean_vote + 1 / 61, 1 / 61 + 1 / 64, 2 / 62, 2 / 63]])
+    borda = rank_fusion([CF, CONTENT], ALL, [1, 1], "borda", known=KNOWN, unknown="share")
     np.testing.assert_allclose(borda, [[2 * 4, 3 + 1, 2 + 3, 1 + 2]])
+    borda = rank_fusion([CF, CONTENT], ALL, [1, 1], "borda", known=KNOWN, unknown="mean")
+    np.testing.assert_allclose(borda, [[(3 + 1) / 2 + 4, 3 + 1, 2 + 3, 1 + 2]])
 
 
-def test_an_item_no_component_knows_scores_zero():
+def test_an_item_no_component_knows():
     nobody = [np.array([True, True, True, False])] * 2
-    np.testing.assert_allclose(weighted_fusion([CF, CONTENT], ALL, [1, 1], "zscore", nobody)[0, 3], 0.0)
-    np.testing.assert_allclose(rank_fusion([CF, CONTENT], ALL, [1, 1], "borda", known=nobody)[0, 3], 0.0)
+    np.testing.assert_allclose(weighted_fusion([CF, CONTENT], ALL, [1, 1], "zscore", nobody, "share")[0, 3], 0.0)
+    np.testing.assert_allclose(rank_fusion([CF, CONTENT], ALL, [1, 1], "borda", known=nobody,
+                                           unknown="share")[0, 3], 0.0)
+    # "mean": the average of each component's points over items 0..2 (N = 3): 2 + 2
+    np.testing.assert_allclose(rank_fusion([CF, CONTENT], ALL, [1, 1], "borda", known=nobody,
+                                           unknown="mean")[0, 3], 4.0)
 
 
 # ---------------------------------------------------------------------- the models
@@ -83,9 +106,10 @@ def _minmax(s, cand):
     return (s - c.min()) / (c.max() - c.min())
 
 
-def test_weighted_hybrid_scores_cold_items_by_content_on_the_blend_scale():
+@pytest.mark.parametrize("unknown", ["mean", "share"])
+def test_weighted_hybrid_cold_items_by_brute_force(unknown):
     inter, cf, content = cold_data()
-    model = WeightedHybrid([cf, content], weights=[2.0, 1.0], normalize="minmax").fit(inter)
+    model = WeightedHybrid([cf, content], weights=[2.0, 1.0], normalize="minmax", unknown=unknown).fit(inter)
     cold = np.array([4, 5, 10, 11])
     for u in range(6):
         seen = inter.to_csr()[u].indices
@@ -95,15 +119,19 @@ def test_weighted_hybrid_scores_cold_items_by_content_on_the_blend_scale():
         warm_cand[cold] = False
         s_cf = cf.predict(np.full(12, u), np.arange(12))
         s_ct = content.predict(np.full(12, u), np.arange(12))
-        expected = 2.0 * _minmax(s_cf, warm_cand) + _minmax(s_ct, cand)
-        expected[cold] = 3.0 * _minmax(s_ct, cand)[cold]          # (2 + 1) / 1 x content's term
+        n_cf = _minmax(s_cf, warm_cand)
+        expected = 2.0 * n_cf + _minmax(s_ct, cand)
+        if unknown == "share":
+            expected[cold] = 3.0 * _minmax(s_ct, cand)[cold]      # (2 + 1) / 1 x content's term
+        else:
+            expected[cold] = 2.0 * n_cf[warm_cand].mean() + _minmax(s_ct, cand)[cold]
         got = model.predict(np.full(12, u), np.arange(12))
         np.testing.assert_allclose(got[cand], expected[cand], rtol=1e-6, atol=1e-9)
 
 
 def test_voting_hybrid_gives_cold_items_the_content_vote_scaled():
     inter, cf, content = cold_data()
-    model = VotingHybrid([cf, content], method="borda").fit(inter)
+    model = VotingHybrid([cf, content], method="borda", unknown="share").fit(inter)
     u = 0
     seen = set(inter.to_csr()[u].indices.tolist())
     cand = np.array([i not in seen for i in range(12)])
@@ -143,13 +171,15 @@ def test_learned_hybrid_unknown_item_terms():
 # ---------------------------------------------------------------------- explain
 def _hybrids(cf, content):
     return [WeightedHybrid([cf, content], weights=[1.0, 0.5], normalize="zscore"),
+            WeightedHybrid([cf, content], weights=[1.0, 0.5], normalize="minmax", unknown="share"),
             VotingHybrid([cf, content], method="rrf"),
+            VotingHybrid([cf, content], method="borda", unknown="share"),
             LearnedHybrid([ItemKNN(k=5, progress=False), ContentKNN(fields=("title", "genres", "tags"))],
                           learner="ridge"),
             SwitchingHybrid(cf, content, min_interactions=3, min_item_interactions=1)]
 
 
-@pytest.mark.parametrize("which", range(4))
+@pytest.mark.parametrize("which", range(6))
 def test_explain_contributions_sum_to_the_score(which):
     inter, cf, content = cold_data()
     model = _hybrids(cf, content)[which].fit(inter)
@@ -170,7 +200,7 @@ def test_explain_contributions_sum_to_the_score(which):
 
 def test_explain_names_each_component_and_its_own_explanation():
     inter, cf, content = cold_data()
-    model = WeightedHybrid([cf, content], normalize="minmax").fit(inter)
+    model = WeightedHybrid([cf, content], normalize="minmax", unknown="share").fit(inter)
     why = model.explain(0, 3)
     knn, ct = why.components
     assert knn.explanation is not None and ct.explanation is not None

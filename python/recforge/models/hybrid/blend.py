@@ -13,7 +13,8 @@ score rows (:meth:`BlendRecommender._fused`: the sum of one term per component,
 :func:`recforge.models.ranking.topn_dense` with the exclusion applied. The candidates of a
 row, over which the fusion's statistics and ranks are taken, are the items not in the user's
 history that the component can score (:func:`known_items`; an item a component does not know
-takes no term from it: :mod:`recforge.models.hybrid.fusion`). ``predict`` reads the same fused
+gets a neutral term from it, or none, never its minimum: :mod:`recforge.models.hybrid.fusion`,
+and LearnedHybrid learns the term). ``predict`` reads the same fused
 rows, and ``explain(user, item)`` lists the terms (they sum to the score) with each
 component's own explanation.
 

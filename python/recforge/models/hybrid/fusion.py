@@ -26,17 +26,24 @@ Items a component cannot score. A component *knows* the items it can score from 
 learned (:func:`recforge.models.hybrid.blend.known_items`: a collaborative model the items with
 training interactions, a content model the items with a non-zero vector). Component m's
 statistics, ranks and N are taken over the candidates it knows, :math:`C_u \cap K_m`, and for
-an item it does not know it gives no term: its share of the weight goes to the components that
-do know the item, in proportion to their weights. With :math:`t_m(u, i)` the term above
-(:math:`\mathrm{norm}`, :math:`1/(k + \mathrm{rank})` or Borda points) and
-:math:`K(i) = \{m : i \in K_m\}`,
+an item it does not know its term :math:`t_m(u, i)` (:math:`\mathrm{norm}`,
+:math:`1/(k + \mathrm{rank})` or Borda points) is replaced according to ``unknown``:
 
-.. math:: \mathrm{score}(u, i) = \frac{\sum_m |w_m|}{\sum_{m \in K(i)} |w_m|}
-          \sum_{m \in K(i)} w_m\, t_m(u, i),
+- ``"mean"`` (neutral): the mean of its terms over the candidates it knows,
+  :math:`\bar t_m(u) = \frac{1}{|C_u \cap K_m|}\sum_{j \in C_u \cap K_m} t_m(u, j)` — no
+  opinion counts as an average item's (0 for zscore, :math:`(N+1)/2` Borda points);
+- ``"share"``: no term, and its weight is shared among the components that know the item, in
+  proportion to their weights; with :math:`K(i) = \{m : i \in K_m\}`,
 
-so an item every component knows gets the plain weighted sum, and a new item that only the
-content model knows is scored by that model alone, on the scale of the blend (rather than
-sinking below every item the collaborative models know). An item no component knows scores 0.
+  .. math:: \mathrm{score}(u, i) = \frac{\sum_m |w_m|}{\sum_{m \in K(i)} |w_m|}
+            \sum_{m \in K(i)} w_m\, t_m(u, i),
+
+  so a new item only the content model knows is scored by that model alone on the blend's
+  scale (as SwitchingHybrid does for cold items).
+
+Either way an item every component knows gets the plain weighted sum, and an unknown item no
+longer sinks below every item the collaborative models know, as a minimum score would make it.
+An item no component knows scores 0 under ``"share"``.
 """
 from __future__ import annotations
 
@@ -46,6 +53,7 @@ import numpy as np
 
 NORMALIZATIONS = ("minmax", "zscore", "rank")
 VOTING_METHODS = ("rrf", "borda")
+UNKNOWN_RULES = ("mean", "share")
 
 
 def candidate_ranks(S: np.ndarray, candidate: np.ndarray) -> np.ndarray:
@@ -96,26 +104,26 @@ def weight_shares(known: Sequence[np.ndarray], weights: Sequence[float]) -> np.n
 
 
 def weighted_terms(blocks: Sequence[np.ndarray], candidate: np.ndarray, weights: Sequence[float], method: str,
-                   known: Sequence[np.ndarray] | None = None) -> list[np.ndarray]:
+                   known: Sequence[np.ndarray] | None = None, unknown: str = "mean") -> list[np.ndarray]:
     """Each component's term of the weighted fusion (module docstring): they sum to the score.
-    ``known``: per component, a boolean array over the items it can score (None: every item)."""
+    ``known``: per component, a boolean array over the items it can score (None: every item);
+    ``unknown``: "mean" or "share", what an item a component does not know gets from it."""
     _check_blocks(blocks, weights)
     known = _known_or_all(known, blocks)
     candidate = np.asarray(candidate, dtype=bool)
-    share = weight_shares(known, weights)
-    return [float(w) * share * np.where(K, normalize_scores(S, candidate & K, method), 0.0)
-            for S, w, K in zip(blocks, weights, known)]
+    terms = [normalize_scores(S, candidate & K, method) for S, K in zip(blocks, known)]
+    return _fill_unknown(terms, candidate, weights, known, unknown)
 
 
 def weighted_fusion(blocks: Sequence[np.ndarray], candidate: np.ndarray, weights: Sequence[float],
-                    method: str, known: Sequence[np.ndarray] | None = None) -> np.ndarray:
-    r""":math:`\sum_m w_m \mathrm{norm}(S_m)` over the components' score blocks, with the weight
-    of a component that does not know an item shared among those that do (module docstring)."""
-    return np.sum(weighted_terms(blocks, candidate, weights, method, known), axis=0)
+                    method: str, known: Sequence[np.ndarray] | None = None, unknown: str = "mean") -> np.ndarray:
+    r""":math:`\sum_m w_m \mathrm{norm}(S_m)` over the components' score blocks, items a component
+    does not know handled by ``unknown`` (module docstring)."""
+    return np.sum(weighted_terms(blocks, candidate, weights, method, known, unknown), axis=0)
 
 
 def rank_terms(blocks: Sequence[np.ndarray], candidate: np.ndarray, weights: Sequence[float], method: str,
-               k: float = 60.0, known: Sequence[np.ndarray] | None = None) -> list[np.ndarray]:
+               k: float = 60.0, known: Sequence[np.ndarray] | None = None, unknown: str = "mean") -> list[np.ndarray]:
     """Each component's vote in reciprocal rank fusion (``rrf``) or Borda count (``borda``),
     ranks and N over the candidates it knows; the votes sum to the fused score."""
     if method not in VOTING_METHODS:
@@ -123,21 +131,38 @@ def rank_terms(blocks: Sequence[np.ndarray], candidate: np.ndarray, weights: Seq
     _check_blocks(blocks, weights)
     known = _known_or_all(known, blocks)
     candidate = np.asarray(candidate, dtype=bool)
-    share = weight_shares(known, weights)
-    out = []
-    for S, w, K in zip(blocks, weights, known):
+    votes = []
+    for S, K in zip(blocks, known):
         mine = candidate & K
         ranks = candidate_ranks(S, mine)
         N = mine.sum(axis=1, keepdims=True).astype(np.float64)
-        vote = 1.0 / (k + ranks) if method == "rrf" else N - ranks + 1.0
-        out.append(float(w) * share * np.where(K, vote, 0.0))
-    return out
+        votes.append(1.0 / (k + ranks) if method == "rrf" else N - ranks + 1.0)
+    return _fill_unknown(votes, candidate, weights, known, unknown)
 
 
 def rank_fusion(blocks: Sequence[np.ndarray], candidate: np.ndarray, weights: Sequence[float], method: str,
-                k: float = 60.0, known: Sequence[np.ndarray] | None = None) -> np.ndarray:
+                k: float = 60.0, known: Sequence[np.ndarray] | None = None, unknown: str = "mean") -> np.ndarray:
     """Reciprocal rank fusion (``rrf``, constant ``k``) or Borda count (``borda``)."""
-    return np.sum(rank_terms(blocks, candidate, weights, method, k, known), axis=0)
+    return np.sum(rank_terms(blocks, candidate, weights, method, k, known, unknown), axis=0)
+
+
+def _fill_unknown(terms: list[np.ndarray], candidate: np.ndarray, weights: Sequence[float],
+                  known: list[np.ndarray], unknown: str) -> list[np.ndarray]:
+    """The weighted terms, with each component's term of an item it does not know replaced by
+    its mean over the candidates it knows ("mean") or dropped with its weight shared ("share")."""
+    if unknown not in UNKNOWN_RULES:
+        raise ValueError(f"unknown must be one of {UNKNOWN_RULES}, got {unknown!r}")
+    if unknown == "share":
+        share = weight_shares(known, weights)
+        return [float(w) * share * np.where(K, T, 0.0) for T, w, K in zip(terms, weights, known)]
+    out = []
+    for T, w, K in zip(terms, weights, known):
+        mine = candidate & K
+        count = mine.sum(axis=1, keepdims=True)
+        mean = np.divide(np.where(mine, T, 0.0).sum(axis=1, keepdims=True), count,
+                         out=np.zeros((T.shape[0], 1)), where=count > 0)
+        out.append(float(w) * np.where(K, T, mean))
+    return out
 
 
 def _known_or_all(known: Sequence[np.ndarray] | None, blocks: Sequence[np.ndarray]) -> list[np.ndarray]:
