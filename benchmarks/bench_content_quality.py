@@ -17,9 +17,9 @@ LearnedHybrid (ridge, logistic, lambdarank; weights learned on a validation spli
 train) and SwitchingHybrid(ItemKNN -> ContentKNN below 5 interactions, and for items with no
 train interaction). Parameters are fixed in advance, never tuned on test. An item a component
 cannot score (ItemKNN and UserKNN: an item absent from train) does not take that component's
-minimum: Weighted and Voting give it the component's mean term over the items it knows
-(unknown="mean", the default) or share its weight among the components that know the item
-(the "-share" variants); Learned a learned constant per component (printed as "unknown w");
+minimum: Weighted and Voting share its weight among the components that know the item
+(unknown="share", the default) or give it the component's mean term over the items it knows
+(the "-mean" variants); Learned a learned constant per component (printed as "unknown w");
 see recforge.models.hybrid.fusion.
 
 The last lines summarise: per dataset and split, whether the best hybrid beats the best single
@@ -72,10 +72,10 @@ def make_models(fields, threads: int, cache_dir: str | None):
         "Weighted-zscore": lambda: WeightedHybrid(cf(), normalize="zscore"),
         "Voting-rrf": lambda: VotingHybrid(cf(), method="rrf"),
         "Voting-borda": lambda: VotingHybrid(cf(), method="borda"),
-        "Weighted-minmax-share": lambda: WeightedHybrid(cf(), normalize="minmax", unknown="share"),
-        "Weighted-zscore-share": lambda: WeightedHybrid(cf(), normalize="zscore", unknown="share"),
-        "Voting-rrf-share": lambda: VotingHybrid(cf(), method="rrf", unknown="share"),
-        "Voting-borda-share": lambda: VotingHybrid(cf(), method="borda", unknown="share"),
+        "Weighted-minmax-mean": lambda: WeightedHybrid(cf(), normalize="minmax", unknown="mean"),
+        "Weighted-zscore-mean": lambda: WeightedHybrid(cf(), normalize="zscore", unknown="mean"),
+        "Voting-rrf-mean": lambda: VotingHybrid(cf(), method="rrf", unknown="mean"),
+        "Voting-borda-mean": lambda: VotingHybrid(cf(), method="borda", unknown="mean"),
         "Learned-ridge": lambda: LearnedHybrid(cf(), learner="ridge"),
         "Learned-logistic": lambda: LearnedHybrid(cf(), learner="logistic"),
         "Learned-lambdarank": lambda: LearnedHybrid(cf(), learner="lambdarank"),

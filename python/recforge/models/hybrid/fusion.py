@@ -29,17 +29,17 @@ statistics, ranks and N are taken over the candidates it knows, :math:`C_u \cap 
 an item it does not know its term :math:`t_m(u, i)` (:math:`\mathrm{norm}`,
 :math:`1/(k + \mathrm{rank})` or Borda points) is replaced according to ``unknown``:
 
-- ``"mean"`` (neutral): the mean of its terms over the candidates it knows,
-  :math:`\bar t_m(u) = \frac{1}{|C_u \cap K_m|}\sum_{j \in C_u \cap K_m} t_m(u, j)` — no
-  opinion counts as an average item's (0 for zscore, :math:`(N+1)/2` Borda points);
-- ``"share"``: no term, and its weight is shared among the components that know the item, in
-  proportion to their weights; with :math:`K(i) = \{m : i \in K_m\}`,
+- ``"share"`` (the hybrids' default): no term, and its weight is shared among the components
+  that know the item, in proportion to their weights; with :math:`K(i) = \{m : i \in K_m\}`,
 
   .. math:: \mathrm{score}(u, i) = \frac{\sum_m |w_m|}{\sum_{m \in K(i)} |w_m|}
             \sum_{m \in K(i)} w_m\, t_m(u, i),
 
   so a new item only the content model knows is scored by that model alone on the blend's
-  scale (as SwitchingHybrid does for cold items).
+  scale (as SwitchingHybrid does for cold items);
+- ``"mean"`` (neutral): the mean of its terms over the candidates it knows,
+  :math:`\bar t_m(u) = \frac{1}{|C_u \cap K_m|}\sum_{j \in C_u \cap K_m} t_m(u, j)` — no
+  opinion counts as an average item's (0 for zscore, :math:`(N+1)/2` Borda points).
 
 Either way an item every component knows gets the plain weighted sum, and an unknown item no
 longer sinks below every item the collaborative models know, as a minimum score would make it.
@@ -104,10 +104,10 @@ def weight_shares(known: Sequence[np.ndarray], weights: Sequence[float]) -> np.n
 
 
 def weighted_terms(blocks: Sequence[np.ndarray], candidate: np.ndarray, weights: Sequence[float], method: str,
-                   known: Sequence[np.ndarray] | None = None, unknown: str = "mean") -> list[np.ndarray]:
+                   known: Sequence[np.ndarray] | None = None, unknown: str = "share") -> list[np.ndarray]:
     """Each component's term of the weighted fusion (module docstring): they sum to the score.
     ``known``: per component, a boolean array over the items it can score (None: every item);
-    ``unknown``: "mean" or "share", what an item a component does not know gets from it."""
+    ``unknown``: "share" or "mean", what an item a component does not know gets from it."""
     _check_blocks(blocks, weights)
     known = _known_or_all(known, blocks)
     candidate = np.asarray(candidate, dtype=bool)
@@ -116,14 +116,14 @@ def weighted_terms(blocks: Sequence[np.ndarray], candidate: np.ndarray, weights:
 
 
 def weighted_fusion(blocks: Sequence[np.ndarray], candidate: np.ndarray, weights: Sequence[float],
-                    method: str, known: Sequence[np.ndarray] | None = None, unknown: str = "mean") -> np.ndarray:
+                    method: str, known: Sequence[np.ndarray] | None = None, unknown: str = "share") -> np.ndarray:
     r""":math:`\sum_m w_m \mathrm{norm}(S_m)` over the components' score blocks, items a component
     does not know handled by ``unknown`` (module docstring)."""
     return np.sum(weighted_terms(blocks, candidate, weights, method, known, unknown), axis=0)
 
 
 def rank_terms(blocks: Sequence[np.ndarray], candidate: np.ndarray, weights: Sequence[float], method: str,
-               k: float = 60.0, known: Sequence[np.ndarray] | None = None, unknown: str = "mean") -> list[np.ndarray]:
+               k: float = 60.0, known: Sequence[np.ndarray] | None = None, unknown: str = "share") -> list[np.ndarray]:
     """Each component's vote in reciprocal rank fusion (``rrf``) or Borda count (``borda``),
     ranks and N over the candidates it knows; the votes sum to the fused score."""
     if method not in VOTING_METHODS:
@@ -141,7 +141,7 @@ def rank_terms(blocks: Sequence[np.ndarray], candidate: np.ndarray, weights: Seq
 
 
 def rank_fusion(blocks: Sequence[np.ndarray], candidate: np.ndarray, weights: Sequence[float], method: str,
-                k: float = 60.0, known: Sequence[np.ndarray] | None = None, unknown: str = "mean") -> np.ndarray:
+                k: float = 60.0, known: Sequence[np.ndarray] | None = None, unknown: str = "share") -> np.ndarray:
     """Reciprocal rank fusion (``rrf``, constant ``k``) or Borda count (``borda``)."""
     return np.sum(rank_terms(blocks, candidate, weights, method, k, known, unknown), axis=0)
 

@@ -6,11 +6,14 @@ Ranks (and N) are taken among the user's candidate items that the component can 
 sharing the average rank (:mod:`recforge.models.hybrid.fusion`). For an item a component
 cannot score (a collaborative model and an item without training interactions), ``unknown``:
 
-- ``"mean"`` (default, neutral): the component's mean vote over the candidates it knows
-  (:math:`(N+1)/2` Borda points; the mean of :math:`1/(k + r)`, r = 1..N, for rrf);
-- ``"share"``: no vote, and the votes the item does get are scaled to the whole electorate,
-  :math:`\mathrm{score}(u, i) = \frac{\sum_m |w_m|}{\sum_{m \in K(i)} |w_m|} \sum_{m \in K(i)} w_m\, v_m(u, i)`.
+- ``"share"`` (default): no vote, and the votes the item does get are scaled to the whole
+  electorate,
+  :math:`\mathrm{score}(u, i) = \frac{\sum_m |w_m|}{\sum_{m \in K(i)} |w_m|} \sum_{m \in K(i)} w_m\, v_m(u, i)`;
+- ``"mean"`` (neutral): the component's mean vote over the candidates it knows
+  (:math:`(N+1)/2` Borda points; the mean of :math:`1/(k + r)`, r = 1..N, for rrf).
 
+See WeightedHybrid for the measured trade-off (Borda with "share" is hit hardest on a random
+split: its linear points let many long-tail items with a strong content score in).
 ``explain(user, item)`` lists the votes.
 """
 from __future__ import annotations
@@ -29,7 +32,7 @@ class VotingHybrid(BlendRecommender):
     in_demo = False
 
     def __init__(self, models: Sequence[Recommender] | None = None, method: str = "rrf", k: float = 60.0,
-                 weights: Sequence[float] | None = None, unknown: str = "mean"):
+                 weights: Sequence[float] | None = None, unknown: str = "share"):
         self.models = models
         self.method = method
         self.k = k
