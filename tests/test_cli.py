@@ -109,7 +109,7 @@ def default_demo(tmp_path_factory, demo_cache):
     out = tmp_path_factory.mktemp("demo")
     # the first run encodes the catalogue with Sentence-BERT (slow on a busy machine)
     result = recforge("demo", "--out", str(out), "--no-progress", env={"RECFORGE_CACHE_DIR": str(demo_cache)},
-                      timeout=1200)
+                      timeout=1800)
     return result, out
 
 
