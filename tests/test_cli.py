@@ -9,6 +9,7 @@ from __future__ import annotations
 import csv
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -98,9 +99,17 @@ def test_help_lists_the_commands():
 
 # --------------------------------------------------------------------------------------------- demo
 @pytest.fixture(scope="module")
-def default_demo(tmp_path_factory):
+def demo_cache(tmp_path_factory):
+    """An empty embedding cache for the demo runs of this module (the first run fills it)."""
+    return tmp_path_factory.mktemp("demo-cache")
+
+
+@pytest.fixture(scope="module")
+def default_demo(tmp_path_factory, demo_cache):
     out = tmp_path_factory.mktemp("demo")
-    result = recforge("demo", "--out", str(out), "--no-progress")
+    # the first run encodes the catalogue with Sentence-BERT (slow on a busy machine)
+    result = recforge("demo", "--out", str(out), "--no-progress", env={"RECFORGE_CACHE_DIR": str(demo_cache)},
+                      timeout=1800)
     return result, out
 
 
@@ -119,8 +128,34 @@ def test_default_demo_prints_leaderboard_with_every_registered_model(default_dem
 
 def test_default_demo_explains_one_recommendation(default_demo):
     result, _ = default_demo
-    why = result.stdout.split("Why ContentKNN recommends", 1)[1]
-    assert "liked" in why and "words" in why
+    line = " ".join(result.stdout.split("Why ", 1)[1].split("demo finished", 1)[0].split())
+    model = line.split(" recommends ", 1)[0]
+    assert model in registered_models(), line
+    score = float(re.search(r"\(score (-?[0-9.]+),", line).group(1))
+    if "components' terms" in line:           # a hybrid: its components' terms add up to the score
+        terms = re.findall(r"(?:: |\]; |\d; )([A-Za-z]+) ([+-][0-9.]+)", line)
+        assert len(terms) >= 2, line
+        assert sum(float(t) for _, t in terms) == pytest.approx(score, abs=5e-4 * len(terms))
+    assert "liked" in line and "words" in line, line
+
+
+def test_demo_caches_the_bert_encoding_of_the_catalogue(default_demo, demo_cache, tmp_path):
+    """The first run wrote one embedding file (one 384-d row per item); a second run reads it
+    (no new file, the file untouched) and gives ContentKNN the same scores."""
+    _, out = default_demo
+    files = sorted((demo_cache / "embeddings").glob("*.npy"))
+    assert len(files) == 1
+    vectors = np.load(files[0], allow_pickle=False)
+    board = {r["model"]: r for r in json.loads((out / "leaderboard.json").read_text())["leaderboard"]}
+    assert board["ContentKNN"]["params"]["encoder"] == "bert"
+    assert vectors.shape[1] == 384 and vectors.shape[0] > 1000
+    stamp = files[0].stat().st_mtime_ns
+    result = recforge("demo", "--models", "ContentKNN", "--out", str(tmp_path), "--no-progress",
+                      env={"RECFORGE_CACHE_DIR": str(demo_cache)})
+    assert result.returncode == 0, result.stderr
+    assert sorted((demo_cache / "embeddings").glob("*.npy")) == files and files[0].stat().st_mtime_ns == stamp
+    again = json.loads((tmp_path / "leaderboard.json").read_text())["leaderboard"][0]
+    assert again["ndcg@10"] == board["ContentKNN"]["ndcg@10"]
 
 
 def test_default_demo_shows_three_users_with_titles(default_demo):

@@ -172,27 +172,40 @@ def example_users(data: Prepared, score: ModelScore, seed: int = 0, n_users: int
 
 def explain_example(data: Prepared, scores: list[ModelScore], seed: int = 0, n_items: int = 3,
                     n_words: int = 5) -> dict | None:
-    """Why a model recommends its top item to the first example user: the history items and
-    words contributing most (contributions sum to the score). The model is the best-ranked one
-    whose explanation names words (a content model), else the best one naming history items."""
+    """Why a model recommends its top item to the first example user: the history items, words
+    and (for a hybrid) components contributing most; contributions sum to the score. The model
+    is the best-ranked one that can explain (a hybrid explains through its components' terms and
+    their own explanations)."""
     user = _example_user_codes(data, seed, EXAMPLE_USERS)[0]     # the first user of the examples table
-    chosen = None
+    title = item_titles(data.train)
+
+    def user_id(code: int) -> Any:
+        return _plain(data.train.user_ids[int(code)])
+
     for s in scores:
         if not hasattr(s.fitted, "explain"):
             continue
         items, _ = s.fitted.recommend([user], n=1)
-        why = s.fitted.explain(user, int(items[0, 0]))
-        if why.features:
-            chosen = (s, int(items[0, 0]), why)
-            break
-        if chosen is None and len(why.items):
-            chosen = (s, int(items[0, 0]), why)
-    if chosen is None:
-        return None
-    score, item, why = chosen
-    title = item_titles(data.train)
-    return {"model": score.model, "user": _plain(data.train.user_ids[int(user)]), "item": title(item),
-            "score": why.score, "items": [(title(int(j)), c) for j, c in why.top_items(n_items)],
+        item = int(items[0, 0])
+        why = s.fitted.explain(user, item)
+        parts = []
+        for c in getattr(why, "components", None) or []:
+            own = c.explanation
+            parts.append({"model": c.model, "contribution": c.contribution,
+                          **_reasons(own, title, user_id, n_items, n_words)})
+        reasons = _reasons(why, title, user_id, n_items, n_words)
+        if parts or reasons["items"] or reasons["users"] or reasons["words"]:
+            return {"model": s.model, "user": _plain(data.train.user_ids[int(user)]), "item": title(item),
+                    "score": why.score, **reasons, "components": parts}
+    return None
+
+
+def _reasons(why: Any, title, user_id, n_items: int, n_words: int) -> dict:
+    """An explanation's top history items (titles), neighbour users and words, with contributions."""
+    if why is None:
+        return {"items": [], "users": [], "words": []}
+    return {"items": [(title(int(j)), c) for j, c in why.top_items(n_items)],
+            "users": [(user_id(v), c) for v, c in why.top_users(n_items)],
             "words": why.top_features(n_words)}
 
 

@@ -30,17 +30,35 @@ def demo(dataset: str, models: str | None, out: Path | None, split: str, seed: i
     console.print(examples_table(example_users(data, best, seed=seed), best.model))
     why = explain_example(data, scores, seed=seed)
     if why is not None:
-        console.print(plain(f"Why {why['model']} recommends {why['item']!r} to user {why['user']} (score "
-                            f"{why['score']:.4f}, the sum of every contribution): liked "
-                            + "; ".join(f"{t} ({c:+.4f})" for t, c in why["items"])
-                            + ("; words " + ", ".join(f"{w} ({c:+.4f})" for w, c in why["words"]) if why["words"] else "")),
-                      highlight=False)
+        console.print(plain(explanation_line(why)), highlight=False)
     for name, why in skipped:
         console.print(f"skipped {name}: {why}", highlight=False, markup=False)
     if out is not None:
         written = write_outputs(out, data, scores, skipped)
         console.print("wrote " + ", ".join(str(p) for p in written), highlight=False, markup=False)
     console.print(f"demo finished in {seconds(time.perf_counter() - start)}", highlight=False, markup=False)
+
+
+def explanation_line(why: dict) -> str:
+    """One sentence: the score, what it sums (the components of a hybrid, else the history
+    items, neighbour users and words), each with its contribution."""
+    head = f"Why {why['model']} recommends {why['item']!r} to user {why['user']} (score {why['score']:.4f}, "
+    if why["components"]:
+        parts = [f"{c['model']} {c['contribution']:+.4f}" + (f" [{_reasons_text(c)}]" if _reasons_text(c) else "")
+                 for c in why["components"]]
+        return head + "the sum of its components' terms): " + "; ".join(parts)
+    return head + "the sum of every contribution): " + _reasons_text(why)
+
+
+def _reasons_text(why: dict) -> str:
+    out = []
+    if why["items"]:
+        out.append("liked " + "; ".join(f"{t} ({c:+.4f})" for t, c in why["items"]))
+    if why["users"]:
+        out.append("similar users " + ", ".join(f"{u} ({c:+.4f})" for u, c in why["users"]))
+    if why["words"]:
+        out.append("words " + ", ".join(f"{w} ({c:+.4f})" for w, c in why["words"]))
+    return "; ".join(out)
 
 
 def write_outputs(out: Path, data, scores, skipped) -> list[Path]:

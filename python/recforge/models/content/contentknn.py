@@ -57,7 +57,9 @@ class ContentKNN(Recommender):
     """
 
     requires = frozenset({"item_metadata"})
-    demo_params = {"encoder": "tfidf"}
+    #: ``recforge demo`` encodes its catalogue with Sentence-BERT once; later runs read the
+    #: embedding cache (``$RECFORGE_CACHE_DIR`` or ``~/.cache/recforge``)
+    demo_params = {"encoder": "bert"}
 
     def __init__(self, encoder: Any = "tfidf", fields: tuple = ("title", "genres", "tags"), k: int | None = None,
                  profile: str = "mean", half_life: float = 10.0, encoder_options: dict | None = None,
@@ -216,6 +218,15 @@ class ContentKNN(Recommender):
                            feature_contributions=features)
 
     # ------------------------------------------------------------------ cold start
+    def known_items(self) -> np.ndarray:
+        """Boolean over the items: those with a non-zero vector, which the model can score
+        (interacted with or not); an item whose metadata gives no word or label has none."""
+        self._require_fitted()
+        X = self.item_vectors_
+        if self._sparse:
+            return np.diff(sp.csr_matrix(X).indptr) > 0
+        return np.any(np.asarray(X) != 0, axis=1)
+
     def add_items(self, metadata: Any) -> "ContentKNN":
         """Encode new items (a DataFrame indexed by new item ids, with the model's fields) into the
         fitted space and append them to the catalogue; they are recommendable at once. The

@@ -8,10 +8,15 @@ they are (they must cover the same users and items); the fitted components are `
 At request time each component scores every item for the chunk's users (its ``recommend``
 with ``n = n_items`` and nothing excluded, from the stored interactions, or from the given
 ``history=`` rows — as sequences for a component that requires them), the hybrid fuses those
-score rows (:meth:`BlendRecommender._fused`), and the top n come from
+score rows (:meth:`BlendRecommender._fused`: the sum of one term per component,
+:meth:`BlendRecommender._terms`), and the top n come from
 :func:`recforge.models.ranking.topn_dense` with the exclusion applied. The candidates of a
 row, over which the fusion's statistics and ranks are taken, are the items not in the user's
-history (:mod:`recforge.models.hybrid.fusion`). ``predict`` reads the same fused rows.
+history that the component can score (:func:`known_items`; an item a component does not know
+gets a neutral term from it, or none, never its minimum: :mod:`recforge.models.hybrid.fusion`,
+and LearnedHybrid learns the term). ``predict`` reads the same fused
+rows, and ``explain(user, item)`` lists the terms (they sum to the score) with each
+component's own explanation.
 
 Saved models: each fitted component is saved to ``components/<k>/`` inside the hybrid's folder
 and loaded back by ``recforge.load``.
@@ -69,6 +74,17 @@ def component_scores(model: Recommender, codes: np.ndarray, history: HistoryChun
     return S
 
 
+def known_items(model: Recommender) -> np.ndarray:
+    """Boolean over the items: those ``model`` can score from what it learned. A model with a
+    ``known_items()`` method says (ContentKNN: the items with a non-zero vector); otherwise the
+    items with at least one training interaction (what a collaborative model learns from)."""
+    own = getattr(model, "known_items", None)
+    if callable(own):
+        return np.asarray(own(), dtype=bool).reshape(-1)
+    R = model.user_items_
+    return np.bincount(R.indices, minlength=R.shape[1]) > 0
+
+
 def candidates_of(history: HistoryChunk) -> np.ndarray:
     """Boolean users x items: True for items not in the user's history."""
     R = history.rows
@@ -80,7 +96,8 @@ def candidates_of(history: HistoryChunk) -> np.ndarray:
 
 class BlendRecommender(Recommender):
     """Base of the hybrids (module docstring). Subclasses set ``_component_params`` (the names of
-    the parameters that hold models) and implement ``_fused(codes, history) -> dense scores``."""
+    the parameters that hold models) and implement ``_terms(codes, history)`` (one dense
+    users x items term per component; the fused score is their sum)."""
 
     #: constructor parameters holding a model or a list of models
     _component_params: tuple[str, ...] = ("models",)
@@ -119,8 +136,38 @@ class BlendRecommender(Recommender):
     def _scores_of(self, model: Recommender, codes: np.ndarray, history: HistoryChunk) -> np.ndarray:
         return component_scores(model, codes, history, self.n_items_)
 
-    def _fused(self, codes: np.ndarray, history: HistoryChunk) -> np.ndarray:
+    def _known(self) -> list[np.ndarray]:
+        """Per fitted component, the items it can score (:func:`known_items`)."""
+        return [known_items(m) for m in self.models_]
+
+    def _terms(self, codes: np.ndarray, history: HistoryChunk) -> tuple[list[np.ndarray], list[np.ndarray]]:
+        """(each component's term of the fused score, each component's own scores), dense
+        users x items blocks; the terms sum to the fused score."""
         raise NotImplementedError
+
+    def _fused(self, codes: np.ndarray, history: HistoryChunk) -> np.ndarray:
+        return np.sum(self._terms(codes, history)[0], axis=0)
+
+    def explain(self, user: Any, item: Any, *, history: Any = None, ids: bool = False):
+        """Why ``item`` scores what it does for ``user``: each component's term of the fused score
+        (they sum to it), its own score, whether it knows the item, and its own explanation when
+        it has an ``explain`` (else None). ``history``: as in recommend (one row). Returns a
+        :class:`recforge.models.hybrid.explanation.HybridExplanation`."""
+        from recforge.models.base import check_code_range, known_codes
+        from recforge.models.hybrid.explanation import ComponentContribution, HybridExplanation
+
+        self._require_fitted()
+        codes = self._user_codes([user], ids, allow_unknown=history is not None)
+        hist = self._history(codes, [user], history, ids)
+        i = int(known_codes(self.item_ids_, [item], "item")[0]) if ids else int(item)
+        check_code_range(np.array([i]), self.n_items_, "item")
+        terms, raw = self._terms(codes, hist)
+        known = self._known()
+        parts = []
+        for k, (model, term, own, K) in enumerate(zip(self.models_, terms, raw, known)):
+            parts.append(ComponentContribution(k, type(model).__name__, float(term[0, i]), float(own[0, i]),
+                                               bool(K[i]), _own_explanation(model, user, item, history, ids)))
+        return HybridExplanation(float(sum(p.contribution for p in parts)), components=parts)
 
     # ------------------------------------------------------------------ contract
     def _recommend_chunk(self, codes, history, n, exclude):
@@ -182,6 +229,16 @@ class BlendRecommender(Recommender):
         for m in self.models_:
             if (m.n_users_, m.n_items_) != (self.n_users_, self.n_items_):
                 raise ValueError("a saved component does not cover the hybrid's users and items")
+
+
+def _own_explanation(model: Recommender, user: Any, item: Any, history: Any, ids: bool):
+    """The component's own explanation of the pair, or None when it has none."""
+    if not callable(getattr(model, "explain", None)):
+        return None
+    try:
+        return model.explain(user, item, history=history, ids=ids)
+    except NotImplementedError:                   # e.g. KNN with explicit feedback
+        return None
 
 
 def default_components() -> dict[str, Any]:

@@ -4,11 +4,25 @@ r"""LearnedHybrid: blend weights learned on a validation split carved from the t
 (at least one, seeded at random) to a validation part; (2) fresh copies of the components are
 fitted on the rest; (3) for up to ``max_validation_users`` users with validation items, the
 candidates are the union of each component's top ``candidates`` items (not in the fitting
-part), each described by the components' normalised scores (``normalize``, as WeightedHybrid)
-and labelled 1 when in the validation part; (4) ``learner`` (ridge, logistic or lambdarank:
-:mod:`recforge.models.hybrid.learners`) learns one weight per component; (5) the components
-are fitted again on all the training data. Scoring is then WeightedHybrid's with
-``weights_`` (inspectable, with ``intercept_``, which does not change the ranking).
+part), each described by 2M features (M components) and labelled 1 when in the validation part;
+(4) ``learner`` (ridge, logistic or lambdarank: :mod:`recforge.models.hybrid.learners`) learns
+one weight per feature; (5) the components are fitted again on all the training data.
+
+Features of (u, i) for component m: its normalised score :math:`\tilde s_m(u, i)`
+(``normalize``, as WeightedHybrid, over the candidates m can score) when m knows item i
+(:func:`recforge.models.hybrid.blend.known_items`: a collaborative model knows the items with
+training interactions, a content model those with a vector), else 0; and the indicator
+:math:`[i \notin K_m]`. The score is
+
+.. math:: \mathrm{score}(u, i) = \sum_m [i \in K_m]\, w_m \tilde s_m(u, i)
+          + [i \notin K_m]\, b_m,
+
+``weights_`` = :math:`w` and ``unknown_weights_`` = :math:`b` (inspectable, with
+``intercept_``, which does not change the ranking): :math:`b_m` is the score component m's
+term takes for an item it cannot score, learned from how often such items are chosen in the
+validation part (items cold in the fitting part whose interactions all fell in the validation
+part), instead of a fixed minimum. The candidate union holds the content component's top list,
+so cold items are among the examples.
 """
 from __future__ import annotations
 
@@ -18,8 +32,8 @@ import numpy as np
 import scipy.sparse as sp
 
 from recforge.models.base import Recommender
-from recforge.models.hybrid.blend import BlendRecommender, candidates_of, component_scores, fresh_copy
-from recforge.models.hybrid.fusion import NORMALIZATIONS, normalize_scores, weighted_fusion
+from recforge.models.hybrid.blend import BlendRecommender, candidates_of, component_scores, fresh_copy, known_items
+from recforge.models.hybrid.fusion import NORMALIZATIONS, normalize_scores
 from recforge.models.hybrid.learners import LEARNERS, learn_weights
 from recforge.models.training_data import HistoryChunk, TrainingData
 
@@ -60,7 +74,9 @@ class LearnedHybrid(BlendRecommender):
         fitted = [fresh_copy(m).fit(fit_part) for m in self._declared()]
         X, y, groups = self._examples(fitted, fit_part, held)
         w, b = learn_weights(X, y, groups, self.learner, float(self.alpha))
-        self.weights_ = np.asarray(w, np.float64)
+        w = np.asarray(w, np.float64)
+        M = len(fitted)
+        self.weights_, self.unknown_weights_ = w[:M].copy(), w[M:].copy()
         self.intercept_ = float(b)
         self.models_ = [fresh_copy(m).fit(data) for m in self._declared()]
 
@@ -97,6 +113,7 @@ class LearnedHybrid(BlendRecommender):
         if users.size > self.max_validation_users:
             users = np.sort(rng.choice(users, self.max_validation_users, replace=False))
         base = fitted[0]
+        known = [known_items(m) for m in fitted]
         feats, labels, groups = [], [], []
         step = max(1, 2_000_000 // max(base.n_items_, 1))
         for start in range(0, users.size, step):
@@ -110,9 +127,8 @@ class LearnedHybrid(BlendRecommender):
                 top = np.argsort(-masked, axis=1, kind="stable")[:, :int(self.candidates)]
                 pool[np.repeat(np.arange(block.size), top.shape[1]), top.ravel()] = True
             pool &= cand
-            normed = [normalize_scores(dense, cand, self.normalize) for dense in S]
             r, c = np.nonzero(pool)
-            feats.append(np.stack([nm[r, c] for nm in normed], axis=1))
+            feats.append(_features(S, cand, known, self.normalize, r, c))
             labels.append(np.asarray(held[block][r, c]).reshape(-1) > 0)
             groups.append(block[r])
         if not feats:
@@ -120,15 +136,33 @@ class LearnedHybrid(BlendRecommender):
         return np.concatenate(feats), np.concatenate(labels).astype(np.float64), np.concatenate(groups)
 
     # ------------------------------------------------------------------ scoring
-    def _fused(self, codes, history) -> Any:
+    def _terms(self, codes, history) -> Any:
         blocks = [self._scores_of(m, codes, history) for m in self.models_]
-        return weighted_fusion(blocks, candidates_of(history), self.weights_, self.normalize)
+        cand = candidates_of(history)
+        terms = []
+        for S, K, w, b in zip(blocks, self._known(), self.weights_, self.unknown_weights_):
+            terms.append(np.where(K, float(w) * normalize_scores(S, cand & K, self.normalize), float(b)))
+        return terms, blocks
 
     def _state(self) -> dict[str, Any]:
-        return {"weights_": self.weights_, "intercept_": self.intercept_}
+        return {"weights_": self.weights_, "unknown_weights_": self.unknown_weights_, "intercept_": self.intercept_}
 
     def _restore(self, state: dict[str, Any]) -> None:
         super()._restore(state)
         self.weights_ = np.asarray(self.weights_, np.float64)
-        if self.weights_.shape != (len(self.models_),):
-            raise ValueError(f"weights_ must hold one weight per component ({len(self.models_)})")
+        self.unknown_weights_ = np.asarray(self.unknown_weights_, np.float64)
+        for name in ("weights_", "unknown_weights_"):
+            if getattr(self, name).shape != (len(self.models_),):
+                raise ValueError(f"{name} must hold one weight per component ({len(self.models_)})")
+
+
+def _features(S: list[np.ndarray], cand: np.ndarray, known: list[np.ndarray], normalize: str,
+              r: np.ndarray, c: np.ndarray) -> np.ndarray:
+    """Rows (r, c) of the 2M features: each component's normalised score where it knows the
+    item (else 0), then each component's "does not know the item" indicator."""
+    cols = []
+    for dense, K in zip(S, known):
+        normed = normalize_scores(dense, cand & K, normalize)
+        cols.append(np.where(K[c], normed[r, c], 0.0))
+    cols.extend((~K[c]).astype(np.float64) for K in known)
+    return np.stack(cols, axis=1)

@@ -5,6 +5,7 @@ A user whose history holds fewer than ``min_interactions`` items is scored by ``
 ``min_item_interactions > 0``, a primary user's scores are min-max normalised over their
 candidates, and items with fewer training interactions than that take the fallback's min-max
 normalised score instead (content for cold items, collaborative filtering for the rest).
+``explain(user, item)`` gives the term of the component that scored the pair (the other's is 0).
 """
 from __future__ import annotations
 
@@ -39,27 +40,33 @@ class SwitchingHybrid(BlendRecommender):
             if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 0:
                 raise ValueError(f"{name} must be an integer >= 0, got {value!r}")
 
-    def _fused(self, codes, history) -> Any:
+    def _terms(self, codes, history) -> Any:
+        """(primary's term, fallback's term): each row or item is scored by one of the two, the
+        other's term is 0 there; a component not consulted for a row has own scores NaN."""
         primary, fallback = self.models_
         short = np.diff(history.rows.indptr) < int(self.min_interactions)
-        S = np.zeros((codes.size, self.n_items_))
+        P = np.zeros((codes.size, self.n_items_))
+        F = np.zeros((codes.size, self.n_items_))
+        raw_p = np.full((codes.size, self.n_items_), np.nan)
+        raw_f = np.full((codes.size, self.n_items_), np.nan)
+        cold = np.diff(self.user_items_.tocsc().indptr) < int(self.min_item_interactions)
         for use_fallback in (True, False):
             rows = np.flatnonzero(short == use_fallback)
             if rows.size == 0:
                 continue
             sub = _rows_of(history, rows)
             if use_fallback:
-                S[rows] = self._scores_of(fallback, codes[rows], sub)
-            elif self.min_item_interactions > 0:
+                F[rows] = raw_f[rows] = self._scores_of(fallback, codes[rows], sub)
+                continue
+            raw_p[rows] = self._scores_of(primary, codes[rows], sub)
+            if self.min_item_interactions > 0:
+                raw_f[rows] = self._scores_of(fallback, codes[rows], sub)
                 cand = candidates_of(sub)
-                P = normalize_scores(self._scores_of(primary, codes[rows], sub), cand, "minmax")
-                F = normalize_scores(self._scores_of(fallback, codes[rows], sub), cand, "minmax")
-                counts = np.diff(self.user_items_.tocsc().indptr)
-                cold = counts < int(self.min_item_interactions)
-                S[rows] = np.where(cold[None, :], F, P)
+                P[rows] = np.where(cold[None, :], 0.0, normalize_scores(raw_p[rows], cand, "minmax"))
+                F[rows] = np.where(cold[None, :], normalize_scores(raw_f[rows], cand, "minmax"), 0.0)
             else:
-                S[rows] = self._scores_of(primary, codes[rows], sub)
-        return S
+                P[rows] = raw_p[rows]
+        return [P, F], [raw_p, raw_f]
 
 
 def _rows_of(history, rows: np.ndarray):
