@@ -41,3 +41,36 @@ def run_blocks(client: Any, name: str, token: str, fn: Callable, blocks: Iterabl
                              pure=True, retries=2)
                for b in blocks]
     return client.gather(futures)
+
+
+def scatter_everywhere(client: Any, data: Any, attempts: int = 3) -> Any:
+    """``data`` sent to every worker under a fresh key (a future).
+
+    A worker that dies during the broadcast makes Dask's scatter fail (KeyError for the removed
+    worker, or a closed comm): the scatter is then repeated on the workers left, up to
+    ``attempts`` times. Fresh keys (``hash=False``): with hash=True, a later scatter of equal data
+    in the same cluster intermittently lost it (test_distributed, 2 of 3 runs).
+    """
+    for attempt in range(attempts):
+        try:
+            return client.scatter(data, broadcast=True, hash=False)
+        except (KeyError, OSError):
+            if attempt == attempts - 1:
+                raise
+    raise AssertionError("unreachable")
+
+
+def run_job(attempt: Callable[[], Any], attempts: int = 3) -> Any:
+    """``attempt()`` (scatter the operands, run the blocks, gather), repeated from the scatter when
+    the cluster lost scattered data it needed: a worker killed before Dask replicated a scatter
+    takes the only copy with it, and Dask then cancels the tasks that needed it (scattered data is
+    not recomputable). The tasks are pure, so a repeated attempt gathers the same result."""
+    from distributed.utils import CancelledError
+
+    for left in range(attempts - 1, -1, -1):
+        try:
+            return attempt()
+        except CancelledError:
+            if not left:
+                raise
+    raise AssertionError("unreachable")

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from recforge.distributed.blocks import scatter_everywhere
 from recforge.distributed.cluster import resolve_client
 
 
@@ -39,7 +40,7 @@ class ScatteredCandidates:
     def future(self) -> Any:
         """The scattered operand, scattered again when the cluster lost it (or it was released)."""
         if self._future is None or self._future.status in ("lost", "cancelled", "error"):
-            self._future = self.client.scatter(self.prepared, broadcast=True, hash=False)
+            self._future = scatter_everywhere(self.client, self.prepared)
         return self._future
 
     def release(self) -> None:

@@ -17,7 +17,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from recforge.distributed._worker import kernel_threads
-from recforge.distributed.blocks import job_token, run_blocks
+from recforge.distributed.blocks import job_token, run_blocks, run_job, scatter_everywhere
 
 #: the kernel's rule (recforge.kernels.similarity._half_product_pays): the half product pays when
 #: the multiply-adds are at least this many times the pairs they can yield; a mismatch would only
@@ -119,8 +119,12 @@ def sharded_half_product(client: Any, X: sp.csr_matrix, k: int, exclude: sp.csr_
     """
     shards = pair_ranges(X, max(len(client.nthreads()), 1))
     token = job_token("similarity-half", X, k, sorted(kernel_args.items()), exclude)
-    scattered_x = client.scatter(X, broadcast=True, hash=False)
-    scattered_ex = None if exclude is None else client.scatter(exclude, broadcast=True, hash=False)
-    parts = run_blocks(client, "similarity-half", token, _shard, shards,
-                       lambda b: (scattered_x, k, b.start, b.stop, scattered_ex), kernel_args=kernel_args)
+
+    def attempt():
+        scattered_x = scatter_everywhere(client, X)
+        scattered_ex = None if exclude is None else scatter_everywhere(client, exclude)
+        return run_blocks(client, "similarity-half", token, _shard, shards,
+                          lambda b: (scattered_x, k, b.start, b.stop, scattered_ex), kernel_args=kernel_args)
+
+    parts = run_job(attempt)
     return parts[0] if len(parts) == 1 else merge_row_candidates(parts, min(k, X.shape[0]))

@@ -8,7 +8,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from recforge.distributed._worker import kernel_threads
-from recforge.distributed.blocks import job_token, row_blocks, run_blocks
+from recforge.distributed.blocks import job_token, row_blocks, run_blocks, run_job, scatter_everywhere
 from recforge.distributed.candidates import ScatteredCandidates
 from recforge.distributed.cluster import resolve_client
 from recforge.distributed.half_product import half_product_pays, sharded_half_product
@@ -86,11 +86,14 @@ def similarity_topk(X: Any, k: int, Y: Any = None, *, client: Any = None, block_
     blocks = row_blocks(X.shape[0], block_rows, len(client.nthreads()))
     token = job_token("similarity", X, handle.key if handle is not None else candidates, k,
                       sorted(kernel_args.items()), exclude, output)
-    operand = _scattered_operand(client, X, candidates, prepared, handle, kernel_args)
-    results = run_blocks(
-        client, "similarity", token, _block, blocks,
-        lambda b: (X[b], operand, b.start, k, symmetric, None if exclude is None else exclude[b]),
-        kernel_args=kernel_args, folder=None if folder is None else str(folder))
+
+    def attempt():
+        operand = _scattered_operand(client, X, candidates, prepared, handle, kernel_args)
+        return run_blocks(client, "similarity", token, _block, blocks,
+                          lambda b: (X[b], operand, b.start, k, symmetric, None if exclude is None else exclude[b]),
+                          kernel_args=kernel_args, folder=None if folder is None else str(folder))
+
+    results = run_job(attempt)
     if folder is not None:
         return ParquetOutput(folder, [type(folder)(r) for r in results], X.shape[0])
     if not results:
@@ -162,15 +165,13 @@ def _scattered_operand(client: Any, X: sp.csr_matrix, candidates: sp.csr_matrix,
 
     metric = kernel_args.get("metric", "cosine")
     if prepared is None and metric in JOINT_METRICS:
-        return client.scatter(candidates, broadcast=True, hash=False)
+        return scatter_everywhere(client, candidates)
     if prepared is None:
         prepared = prepare_candidates(candidates, metric=metric, num_threads=kernel_args.get("num_threads") or 0,
                                       check_input=False)
     if needs_source(prepared, X, kernel_args):
-        return client.scatter(prepared, broadcast=True, hash=False)
+        return scatter_everywhere(client, prepared)
     if handle is not None:
         return handle.future()
-    # a fresh key: with hash=True, a later scatter in the same cluster (dense_topk) intermittently
-    # lost its data (test_distributed, 2 of 3 runs); hash=False did not (4 of 4)
-    return client.scatter(lean(prepared), broadcast=True, hash=False)
+    return scatter_everywhere(client, lean(prepared))
 
