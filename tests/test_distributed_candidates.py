@@ -58,7 +58,7 @@ def test_a_scattered_operand_serves_many_calls_bit_for_bit(client, metric):
             got = rd.similarity_topk(X, 6, items, metric=metric, shrink=1.0, client=client, block_rows=25)
             _same_csr(got, similarity_topk(X, 6, Y, metric=metric, shrink=1.0))
         assert items.key == key, "the calls scattered nothing new"
-    assert items._future is None, "released on leaving the with block"
+    assert items.key is None, "released on leaving the with block"
 
 
 def test_rows_the_prepared_operand_cannot_serve_still_match(client):
@@ -67,6 +67,7 @@ def test_rows_the_prepared_operand_cannot_serve_still_match(client):
     X = _matrix(90, 40, 0.15, 5, np.float64)
     P = prepare_candidates(Y, metric="cosine")
     assert needs_source(P, X, {}) and not needs_source(P, X.astype(np.float32), {})
+    assert needs_source(P, X.astype(np.float32), {"backend": "cuda"}), "the GPU path reads the source"
     with rd.prepare_candidates(Y, client=client) as items:
         _same_csr(rd.similarity_topk(X, 5, items, client=client, block_rows=30), similarity_topk(X, 5, Y))
     _same_csr(rd.similarity_topk(X, 5, P, client=client, block_rows=30), similarity_topk(X, 5, Y))

@@ -34,8 +34,9 @@ class ScatteredCandidates:
         self.future()
 
     @property
-    def key(self) -> str:
-        return self._future.key
+    def key(self) -> str | None:
+        """The Dask key of the scattered operand (None once released)."""
+        return None if self._future is None else self._future.key
 
     def future(self) -> Any:
         """The scattered operand, scattered again when the cluster lost it (or it was released)."""

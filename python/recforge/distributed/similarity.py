@@ -84,7 +84,7 @@ def similarity_topk(X: Any, k: int, Y: Any = None, *, client: Any = None, block_
     if half_product_shards and symmetric and folder is None and half_product_pays(X):
         return sharded_half_product(client, X, k, exclude, kernel_args)
     blocks = row_blocks(X.shape[0], block_rows, len(client.nthreads()))
-    token = job_token("similarity", X, handle.key if handle is not None else candidates, k,
+    token = job_token("similarity", X, handle.future().key if handle is not None else candidates, k,
                       sorted(kernel_args.items()), exclude, output)
 
     def attempt():
@@ -139,7 +139,8 @@ def needs_source(prepared: Any, X: sp.csr_matrix, kernel_args: dict) -> bool:
     :func:`recforge.kernels.prepared.similarity_topk_prepared`)."""
     from recforge.kernels import similarity as s
 
-    if not prepared.prepared or kernel_args.get("backend", "auto") != "cpu" and not _cpu_by_default():
+    backend = kernel_args.get("backend", "auto")
+    if not prepared.prepared or not (backend == "cpu" or backend == "auto" and _cpu_by_default()):
         return True
     if v.common_value_dtype(X.dtype, prepared.dtype) != prepared.dtype:
         return True
@@ -150,6 +151,8 @@ def needs_source(prepared: Any, X: sp.csr_matrix, kernel_args: dict) -> bool:
 
 
 def _cpu_by_default() -> bool:
+    """Whether backend="auto" means the CPU here (a worker whose environment says otherwise meets
+    the stand-in source and raises a TypeError naming Y, never a silent result)."""
     import os
 
     return os.environ.get("RECFORGE_BACKEND", "").strip().lower() in ("", "auto", "cpu")
