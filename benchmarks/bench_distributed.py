@@ -82,3 +82,55 @@ def test_distributed_similarity_topk(benchmark, size, layout, threads):
         benchmark.extra_info.update(agreement="identical to the single-process CSR", workers=workers,
                                     threads_per_worker=per_worker, **shipping(X, workers))
         benchmark(run)
+
+
+def interleaved(size: str, rounds: int, layouts: list[str], threads: int = 2) -> None:
+    """Script mode: single-process and distributed calls alternated round by round in one
+    process (a noisy machine slows both alike, so each round's ratio is meaningful), with the
+    workers' compute time per task from Dask's task stream."""
+    import os
+    import time
+
+    from distributed import Client, LocalCluster, get_task_stream
+
+    import recforge.distributed as rd
+    from recforge.kernels import similarity_topk
+
+    X = kernel_inputs(size).R.T.tocsr()
+    X.sort_indices()
+    want = similarity_topk(X, K, num_threads=threads)
+    print(f"{size}: X {X.shape}, {X.nnz} entries; load {os.getloadavg()}", flush=True)
+    for layout in layouts:
+        workers, per_worker = map(int, layout.split("x"))
+        with LocalCluster(n_workers=workers, threads_per_worker=per_worker, processes=True,
+                          dashboard_address=":0") as cluster, Client(cluster) as client:
+            assert same_csr(rd.similarity_topk(X, K, client=client), want), f"{layout}: differs from the kernel"
+            print(f"{layout}: {shipping(X, workers)}", flush=True)
+            ratios = []
+            for r in range(rounds):
+                start = time.perf_counter()
+                similarity_topk(X, K, num_threads=threads)
+                single = time.perf_counter() - start
+                with get_task_stream(client=client) as stream:
+                    start = time.perf_counter()
+                    rd.similarity_topk(X, K, client=client)
+                    dist = time.perf_counter() - start
+                compute = [sum(s["stop"] - s["start"] for s in t["startstops"] if s["action"] == "compute")
+                           for t in stream.data]
+                ratios.append(dist / single)
+                print(f"{layout} round {r}: single {single:.2f} s, distributed {dist:.2f} s, ratio {ratios[-1]:.3f}; "
+                      f"task compute {', '.join(f'{c:.2f}' for c in compute)} s; load {os.getloadavg()[0]:.1f}",
+                      flush=True)
+            print(f"{layout}: median ratio {np.median(ratios):.3f} over {rounds} rounds", flush=True)
+
+
+if __name__ == "__main__":
+    import argparse
+
+    parser = argparse.ArgumentParser(description=interleaved.__doc__)
+    parser.add_argument("size", choices=SIZES)
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--layouts", default="1x2,2x1", help="workers x threads, comma-separated")
+    parser.add_argument("--threads", type=int, default=2, help="the single-process kernel's threads")
+    args = parser.parse_args()
+    interleaved(args.size, args.rounds, args.layouts.split(","), args.threads)
