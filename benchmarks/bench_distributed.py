@@ -106,22 +106,36 @@ def interleaved(size: str, rounds: int, layouts: list[str], threads: int = 2) ->
                           dashboard_address=":0") as cluster, Client(cluster) as client:
             assert same_csr(rd.similarity_topk(X, K, client=client), want), f"{layout}: differs from the kernel"
             print(f"{layout}: {shipping(X, workers)}", flush=True)
-            ratios = []
+            ratios, cpu_ratios = [], []
             for r in range(rounds):
-                start = time.perf_counter()
+                start, cpu = time.perf_counter(), cpu_seconds(None)
                 similarity_topk(X, K, num_threads=threads)
-                single = time.perf_counter() - start
+                single, single_cpu = time.perf_counter() - start, cpu_seconds(None) - cpu
                 with get_task_stream(client=client) as stream:
-                    start = time.perf_counter()
+                    start, cpu = time.perf_counter(), cpu_seconds(client)
                     rd.similarity_topk(X, K, client=client)
-                    dist = time.perf_counter() - start
+                    dist, dist_cpu = time.perf_counter() - start, cpu_seconds(client) - cpu
                 compute = [sum(s["stop"] - s["start"] for s in t["startstops"] if s["action"] == "compute")
                            for t in stream.data]
                 ratios.append(dist / single)
-                print(f"{layout} round {r}: single {single:.2f} s, distributed {dist:.2f} s, ratio {ratios[-1]:.3f}; "
+                cpu_ratios.append(dist_cpu / single_cpu)
+                print(f"{layout} round {r}: single {single:.2f} s ({single_cpu:.2f} CPU s), distributed {dist:.2f} s "
+                      f"({dist_cpu:.2f} CPU s, client and workers), ratio {ratios[-1]:.3f} (CPU {cpu_ratios[-1]:.3f}); "
                       f"task compute {', '.join(f'{c:.2f}' for c in compute)} s; load {os.getloadavg()[0]:.1f}",
                       flush=True)
-            print(f"{layout}: median ratio {np.median(ratios):.3f} over {rounds} rounds", flush=True)
+            print(f"{layout}: median ratio {np.median(ratios):.3f} (CPU time {np.median(cpu_ratios):.3f}) "
+                  f"over {rounds} rounds", flush=True)
+
+
+def cpu_seconds(client) -> float:
+    """CPU seconds used so far by this process (with a LocalCluster's scheduler) and the workers."""
+    import resource
+
+    def used() -> float:
+        r = resource.getrusage(resource.RUSAGE_SELF)
+        return r.ru_utime + r.ru_stime
+
+    return used() + (0.0 if client is None else sum(client.run(used).values()))
 
 
 if __name__ == "__main__":
