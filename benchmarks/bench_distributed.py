@@ -7,14 +7,18 @@ matrix (recforge.bench inputs; ``ml20m-like`` is the 20M-interaction matrix) com
 * ``dask-1xT``: a LocalCluster of 1 worker process x T threads (the overhead of distribution);
 * ``dask-Tx1``: T worker processes x 1 thread (the scaling across processes).
 
-Checked before timing: every distributed result equals the single-process CSR bit for bit.
-Starting the cluster is not timed; the timed call includes scattering the candidate matrix,
-shipping each task's block of rows and gathering the blocks. extra_info holds the block count
-and the bytes scattered.
+Y=None takes the kernel's half product when it pays (it does on ml20m-like): X is scattered to
+every worker once and each worker forms the pairs of one row range (one worker: the plain kernel
+call). Checked before timing: every distributed result equals the single-process CSR bit for bit.
+Starting the cluster is not timed; the timed call includes the client's checks, scattering X,
+the tasks and gathering (and merging) their results. extra_info holds the path taken, the task
+count, the bytes scattered to each worker and the largest task's own bytes (its arguments).
 
     pytest benchmarks/bench_distributed.py --benchmark-only --bench-sizes ml20m-like
 """
 from __future__ import annotations
+
+import pickle
 
 import numpy as np
 import pytest
@@ -28,6 +32,27 @@ K = 50
 def same_csr(a, b) -> bool:
     return (a.shape == b.shape and np.array_equal(a.indptr, b.indptr) and np.array_equal(a.indices, b.indices)
             and np.array_equal(a.data, b.data))
+
+
+def csr_bytes(X) -> int:
+    return X.data.nbytes + X.indices.nbytes + X.indptr.nbytes
+
+
+def shipping(X, workers: int) -> dict:
+    """What rd.similarity_topk(X, K) ships for Y=None: its path, tasks, bytes per worker and per task."""
+    from recforge.distributed.blocks import row_blocks
+    from recforge.distributed.half_product import half_product_pays, pair_ranges
+    from recforge.distributed.similarity import lean
+    from recforge.kernels import prepare_candidates
+
+    if half_product_pays(X):
+        ranges = pair_ranges(X, workers)
+        return dict(path="half-product shards" if len(ranges) > 1 else "one call on the worker", tasks=len(ranges),
+                    scattered_bytes_per_worker=csr_bytes(X), task_bytes=len(pickle.dumps((K, 0, X.shape[0]))))
+    blocks = row_blocks(X.shape[0], None, workers)
+    operand = len(pickle.dumps(lean(prepare_candidates(X)), protocol=5))
+    return dict(path="row blocks", tasks=len(blocks), scattered_bytes_per_worker=operand,
+                task_bytes=max(csr_bytes(X[b]) for b in blocks))
 
 
 @pytest.mark.parametrize("layout", ["single-process", "dask-1xT", "dask-Tx1"])
@@ -46,7 +71,6 @@ def test_distributed_similarity_topk(benchmark, size, layout, threads):
     from distributed import Client, LocalCluster
 
     import recforge.distributed as rd
-    from recforge.distributed.blocks import row_blocks
 
     workers, per_worker = (1, threads) if layout == "dask-1xT" else (threads, 1)
     with LocalCluster(n_workers=workers, threads_per_worker=per_worker, processes=True,
@@ -55,8 +79,72 @@ def test_distributed_similarity_topk(benchmark, size, layout, threads):
             return rd.similarity_topk(X, K, metric="cosine", client=client)
 
         assert same_csr(run(), want), f"{layout}: the result differs from the single-process kernel"
-        scattered = X.data.nbytes + X.indices.nbytes + X.indptr.nbytes
         benchmark.extra_info.update(agreement="identical to the single-process CSR", workers=workers,
-                                    threads_per_worker=per_worker, blocks=len(row_blocks(X.shape[0], None, workers)),
-                                    scattered_mib_per_worker=scattered / 2**20)
+                                    threads_per_worker=per_worker, **shipping(X, workers))
         benchmark(run)
+
+
+def interleaved(size: str, rounds: int, layouts: list[str], threads: int = 2) -> None:
+    """Script mode: single-process and distributed calls alternated round by round in one
+    process (a noisy machine slows both alike, so each round's ratio is meaningful), with the
+    workers' compute time per task from Dask's task stream."""
+    import os
+    import time
+
+    from distributed import Client, LocalCluster, get_task_stream
+
+    import recforge.distributed as rd
+    from recforge.kernels import similarity_topk
+
+    X = kernel_inputs(size).R.T.tocsr()
+    X.sort_indices()
+    want = similarity_topk(X, K, num_threads=threads)
+    print(f"{size}: X {X.shape}, {X.nnz} entries; load {os.getloadavg()}", flush=True)
+    for layout in layouts:
+        workers, per_worker = map(int, layout.split("x"))
+        with LocalCluster(n_workers=workers, threads_per_worker=per_worker, processes=True,
+                          dashboard_address=":0") as cluster, Client(cluster) as client:
+            assert same_csr(rd.similarity_topk(X, K, client=client), want), f"{layout}: differs from the kernel"
+            print(f"{layout}: {shipping(X, workers)}", flush=True)
+            ratios, cpu_ratios = [], []
+            for r in range(rounds):
+                start, cpu = time.perf_counter(), cpu_seconds(None)
+                similarity_topk(X, K, num_threads=threads)
+                single, single_cpu = time.perf_counter() - start, cpu_seconds(None) - cpu
+                with get_task_stream(client=client) as stream:
+                    start, cpu = time.perf_counter(), cpu_seconds(client)
+                    rd.similarity_topk(X, K, client=client)
+                    dist, dist_cpu = time.perf_counter() - start, cpu_seconds(client) - cpu
+                compute = [sum(s["stop"] - s["start"] for s in t["startstops"] if s["action"] == "compute")
+                           for t in stream.data]
+                ratios.append(dist / single)
+                cpu_ratios.append(dist_cpu / single_cpu)
+                print(f"{layout} round {r}: single {single:.2f} s ({single_cpu:.2f} CPU s), distributed {dist:.2f} s "
+                      f"({dist_cpu:.2f} CPU s, client and workers), ratio {ratios[-1]:.3f} (CPU {cpu_ratios[-1]:.3f}); "
+                      f"task compute {', '.join(f'{c:.2f}' for c in compute)} s; load {os.getloadavg()[0]:.1f}",
+                      flush=True)
+            print(f"{layout}: median ratio {np.median(ratios):.3f} (CPU time {np.median(cpu_ratios):.3f}) "
+                  f"over {rounds} rounds", flush=True)
+
+
+def cpu_seconds(client) -> float:
+    """CPU seconds used so far by this process (with a LocalCluster's scheduler) and the workers."""
+    import resource
+
+    def used() -> float:
+        r = resource.getrusage(resource.RUSAGE_SELF)
+        return r.ru_utime + r.ru_stime
+
+    return used() + (0.0 if client is None else sum(client.run(used).values()))
+
+
+if __name__ == "__main__":
+    import argparse
+
+    parser = argparse.ArgumentParser(description=interleaved.__doc__)
+    parser.add_argument("size", choices=SIZES)
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--layouts", default="1x2,2x1", help="workers x threads, comma-separated")
+    parser.add_argument("--threads", type=int, default=2, help="the single-process kernel's threads")
+    args = parser.parse_args()
+    interleaved(args.size, args.rounds, args.layouts.split(","), args.threads)

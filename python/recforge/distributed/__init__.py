@@ -5,6 +5,8 @@
 
     client = Client("tcp://scheduler:8786")          # or None: a LocalCluster sized to this machine
     S = rd.similarity_topk(X, 50, client=client)       # identical to recforge.kernels.similarity_topk
+    items = rd.prepare_candidates(Y, metric="cosine", client=client)   # prepared and held on the workers
+    S = rd.similarity_topk(X_batch, 50, items, client=client)          # ships only X_batch
     rd.similarity_topk(X, 50, client=client, output="parquet:///data/neighbours")   # one file per block
     items, scores = rd.recommend_all(model, n=10, client=client)
     table = rd.evaluate(model, train, test, ["ndcg@10"], client=client)
@@ -19,9 +21,11 @@ Needs the ``dask`` extra: ``pip install "recforge[dask]"``.
 """
 from __future__ import annotations
 
-__all__ = ["similarity_topk", "dense_topk", "recommend_all", "evaluate", "resolve_client", "ParquetOutput"]
+__all__ = ["similarity_topk", "prepare_candidates", "ScatteredCandidates", "dense_topk", "recommend_all", "evaluate",
+           "resolve_client", "ParquetOutput"]
 
 _LAZY = {"similarity_topk": "recforge.distributed.similarity", "dense_topk": "recforge.distributed.dense",
+         "prepare_candidates": "recforge.distributed.candidates", "ScatteredCandidates": "recforge.distributed.candidates",
          "recommend_all": "recforge.distributed.recommend", "evaluate": "recforge.distributed.evaluation",
          "resolve_client": "recforge.distributed.cluster", "ParquetOutput": "recforge.distributed.parquet"}
 

@@ -7,7 +7,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from recforge.distributed._worker import kernel_threads
-from recforge.distributed.blocks import job_token, row_blocks, run_blocks
+from recforge.distributed.blocks import job_token, row_blocks, run_blocks, run_job, scatter_everywhere
 from recforge.distributed.cluster import resolve_client
 from recforge.distributed.parquet import ParquetOutput, parse_output, write_partition
 from recforge.kernels import _validation as v
@@ -66,11 +66,14 @@ def dense_topk(Q: Any, V: Any, k: int, *, exclude: Any = None, metric: str = "do
         blocks = row_blocks(m, block_rows, len(client.nthreads()))
         token = job_token("dense", Q, V, k, metric, exclude, output)
         query = lambda b: Q[b]  # noqa: E731
-    scattered = client.scatter(V, broadcast=True, hash=False)   # hash=True can race a release of equal data
-    results = run_blocks(
-        client, "dense", token, _block, blocks,
-        lambda b: (query(b), scattered, b.start, k, None if exclude is None else exclude[b]),
-        metric=metric, num_threads=num_threads, folder=None if folder is None else str(folder))
+
+    def attempt():
+        scattered = scatter_everywhere(client, V)
+        return run_blocks(client, "dense", token, _block, blocks,
+                          lambda b: (query(b), scattered, b.start, k, None if exclude is None else exclude[b]),
+                          metric=metric, num_threads=num_threads, folder=None if folder is None else str(folder))
+
+    results = run_job(attempt)
     if folder is not None:
         return ParquetOutput(folder, [type(folder)(r) for r in results], m)
     if not results:

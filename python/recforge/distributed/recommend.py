@@ -5,7 +5,7 @@ from typing import Any
 
 import numpy as np
 
-from recforge.distributed.blocks import job_token, row_blocks, run_blocks
+from recforge.distributed.blocks import job_token, row_blocks, run_blocks, run_job, scatter_everywhere
 from recforge.distributed.cluster import resolve_client
 from recforge.distributed.parquet import ParquetOutput, parse_output, write_partition
 from recforge.kernels import _validation as v
@@ -51,10 +51,13 @@ def recommend_all(model: Any, users: Any = None, n: int = 10, *, client: Any = N
     folder = parse_output(output)
     blocks = row_blocks(users.size, block_users, len(client.nthreads()))
     token = job_token("recommend", type(model).__name__, id(model), users, n, sorted(recommend_args.items()), output)
-    scattered = client.scatter(model, broadcast=True, hash=False)
-    results = run_blocks(client, "recommend", token, _block, blocks,
-                         lambda b: (scattered, users[b], b.start, n),
-                         recommend_args=recommend_args, folder=None if folder is None else str(folder))
+
+    def attempt():
+        scattered = scatter_everywhere(client, model)
+        return run_blocks(client, "recommend", token, _block, blocks, lambda b: (scattered, users[b], b.start, n),
+                          recommend_args=recommend_args, folder=None if folder is None else str(folder))
+
+    results = run_job(attempt)
     if folder is not None:
         return ParquetOutput(folder, [type(folder)(r) for r in results], users.size)
     if not results:

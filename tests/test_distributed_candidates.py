@@ -1,0 +1,139 @@
+"""Candidates kept on the workers (rd.prepare_candidates) and the half-product shards, on a real
+Dask LocalCluster. References are the single-process kernels: results must equal them bit for
+bit, also after the workers holding the operand died, and with one worker as with two.
+"""
+from __future__ import annotations
+
+import os
+import pickle
+import signal
+import threading
+import time
+
+import numpy as np
+import pytest
+import scipy.sparse as sp
+
+pytest.importorskip("distributed")
+
+import recforge.distributed as rd  # noqa: E402
+from recforge.distributed.similarity import lean, needs_source  # noqa: E402
+from recforge.kernels import prepare_candidates, similarity_topk  # noqa: E402
+
+
+@pytest.fixture(scope="module")
+def client():
+    from distributed import Client, LocalCluster
+
+    cluster = LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=":0",
+                           worker_class="distributed.Nanny")
+    c = Client(cluster)
+    yield c
+    c.close()
+    cluster.close()
+
+
+def _matrix(m, n, density, seed, dtype=np.float32):
+    rng = np.random.default_rng(seed)
+    X = sp.random(m, n, density=density, format="csr", random_state=rng, dtype=np.float64)
+    X.data = rng.integers(1, 6, X.nnz).astype(np.float64)
+    return X.astype(dtype)
+
+
+def _same_csr(A, B):
+    assert A.shape == B.shape
+    np.testing.assert_array_equal(A.indptr, B.indptr)
+    np.testing.assert_array_equal(A.indices, B.indices)
+    np.testing.assert_array_equal(A.data, B.data)
+
+
+@pytest.mark.parametrize("metric", ["cosine", "bm25", "jaccard", "pearson"])
+def test_a_scattered_operand_serves_many_calls_bit_for_bit(client, metric):
+    Y = _matrix(150, 60, 0.1, 1)
+    with rd.prepare_candidates(Y, metric=metric, client=client) as items:
+        key = items.key
+        assert client.who_has(items.future())[key], "held by the cluster"
+        for seed in (2, 3):
+            X = _matrix(120, 60, 0.1, seed)
+            got = rd.similarity_topk(X, 6, items, metric=metric, shrink=1.0, client=client, block_rows=25)
+            _same_csr(got, similarity_topk(X, 6, Y, metric=metric, shrink=1.0))
+        assert items.key == key, "the calls scattered nothing new"
+    assert items.key is None, "released on leaving the with block"
+
+
+def test_rows_the_prepared_operand_cannot_serve_still_match(client):
+    """float64 rows against float32 candidates take the kernel's plain path: Y itself is shipped."""
+    Y = _matrix(100, 40, 0.15, 4)
+    X = _matrix(90, 40, 0.15, 5, np.float64)
+    P = prepare_candidates(Y, metric="cosine")
+    assert needs_source(P, X, {}) and not needs_source(P, X.astype(np.float32), {})
+    assert needs_source(P, X.astype(np.float32), {"backend": "cuda"}), "the GPU path reads the source"
+    with rd.prepare_candidates(Y, client=client) as items:
+        _same_csr(rd.similarity_topk(X, 5, items, client=client, block_rows=30), similarity_topk(X, 5, Y))
+    _same_csr(rd.similarity_topk(X, 5, P, client=client, block_rows=30), similarity_topk(X, 5, Y))
+
+
+def test_the_shipped_operand_leaves_its_source_behind():
+    Y = _matrix(400, 300, 0.2, 6)
+    P = prepare_candidates(Y, metric="cosine")
+    whole, shipped = len(pickle.dumps(P, protocol=5)), len(pickle.dumps(lean(P), protocol=5))
+    source = Y.data.nbytes + Y.indices.nbytes + Y.indptr.nbytes
+    assert shipped <= whole - source + 1024
+    X = _matrix(50, 300, 0.2, 7)
+    _same_csr(similarity_topk(X, 4, lean(P)), similarity_topk(X, 4, Y))
+    with pytest.raises(TypeError, match="Y"):       # the plain path can never run on the stand-in
+        similarity_topk(X.astype(np.float64), 4, lean(P))
+
+
+def test_handle_checks(client):
+    Y = _matrix(50, 20, 0.2, 8)
+    with rd.prepare_candidates(Y, metric="cosine", client=client) as items:
+        with pytest.raises(ValueError, match="metric='dot'"):
+            rd.similarity_topk(_matrix(10, 20, 0.2, 9), 3, items, metric="dot", client=client)
+        with pytest.raises(ValueError, match="same number of columns"):
+            rd.similarity_topk(_matrix(10, 21, 0.2, 9), 3, items, client=client)
+    with pytest.raises(ValueError, match="adjusted_cosine"):
+        rd.prepare_candidates(Y, metric="adjusted_cosine", client=client)
+
+
+def test_the_operand_is_scattered_again_after_every_holder_died(client):
+    Y = _matrix(120, 50, 0.1, 10)
+    X = _matrix(80, 50, 0.1, 11)
+    with rd.prepare_candidates(Y, client=client) as items:
+        _same_csr(rd.similarity_topk(X, 5, items, client=client), similarity_topk(X, 5, Y))
+        pids = set(client.run(os.getpid).values())
+        client.restart()                      # every worker process replaced: scattered data is gone
+        assert not pids & set(client.run(os.getpid).values())
+        _same_csr(rd.similarity_topk(X, 5, items, client=client), similarity_topk(X, 5, Y))
+
+
+def _pays_half(seed=12, m=600, d=30):
+    """Dense enough that the kernel forms each pair once (checked by the caller)."""
+    return _matrix(m, d, 0.5, seed)
+
+
+def test_half_product_shards_survive_a_killed_worker(client):
+    from recforge.distributed.half_product import half_product_pays
+
+    X = _pays_half(m=3000, d=60)
+    assert half_product_pays(X)
+    want = similarity_topk(X, 20, num_threads=2)
+    victim = sorted(client.run(os.getpid).values())[0]
+    killer = threading.Thread(target=lambda: (time.sleep(0.2), os.kill(victim, signal.SIGKILL)))
+    killer.start()
+    got = rd.similarity_topk(X, 20, client=client)
+    killer.join()
+    _same_csr(got, want)
+    client.wait_for_workers(2, timeout=60)
+
+
+def test_one_worker_runs_the_single_process_call():
+    from distributed import Client, LocalCluster
+
+    X = _pays_half()
+    E = _matrix(600, 600, 0.02, 13)
+    with LocalCluster(n_workers=1, threads_per_worker=2, processes=True, dashboard_address=":0") as cluster, \
+            Client(cluster) as one:
+        for exclude in (None, E):
+            _same_csr(rd.similarity_topk(X, 9, exclude=exclude, client=one),
+                      similarity_topk(X, 9, exclude=exclude, num_threads=2))
