@@ -19,18 +19,7 @@ pytest.importorskip("distributed")
 import recforge.distributed as rd  # noqa: E402
 from recforge.distributed.similarity import lean, needs_source  # noqa: E402
 from recforge.kernels import prepare_candidates, similarity_topk  # noqa: E402
-
-
-@pytest.fixture(scope="module")
-def client():
-    from distributed import Client, LocalCluster
-
-    cluster = LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=":0",
-                           worker_class="distributed.Nanny")
-    c = Client(cluster)
-    yield c
-    c.close()
-    cluster.close()
+from test_distributed import client  # noqa: E402,F401  (the shared LocalCluster fixture)
 
 
 def _matrix(m, n, density, seed, dtype=np.float32):

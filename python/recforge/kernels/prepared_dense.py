@@ -9,7 +9,7 @@ from recforge import _core
 from recforge.backend import resolve_backend, resolve_num_threads
 from recforge.kernels import _validation as v
 from recforge.kernels import dense as dn
-from recforge.kernels._cuda_arrays import check_dense, max_abs
+from recforge.kernels._cuda_arrays import check_dense, is_torch, max_abs, on_device
 
 
 class PreparedDenseItems:
@@ -56,8 +56,8 @@ def prepare_dense_items(V: Any, *, metric: str = "dot", num_threads: int = 0) ->
     if metric not in dn.METRICS:
         raise ValueError(f"metric must be one of {dn.METRICS}, got {metric!r}")
     check_dense(V, "V")
-    if not isinstance(V, np.ndarray) and not hasattr(V, "__array__"):
-        raise TypeError("V must be a host array to be prepared")
+    if on_device(V) or is_torch(V):
+        raise TypeError("V must be a host (numpy) array to be prepared; pass device arrays to dense_topk as they are")
     return PreparedDenseItems(np.asarray(V), metric, num_threads)
 
 
