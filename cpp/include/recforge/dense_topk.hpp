@@ -51,23 +51,24 @@ using recforge::Isa;
 inline Isa best_isa() { return detect_isa(false); }
 
 // --- microkernels -------------------------------------------------------------------------
-// Each computes tile[i][l] = sum_c qp[c][i] * vp[c][l] for an MR x NR tile (qp: packed queries,
-// d x MR; vp: packed items, d x NR), stores it, and sets bit l of masks[i] when
-// tile[i][l] > thr[i].
+// Each computes tile[i][l] = sum_c qp[c][i] * vp[c][l] for the first R <= MR rows of an MR x NR
+// tile (qp: packed queries, d x MR; vp: packed items, d x NR), in order c = 0..d-1 whatever R, stores
+// it, and sets bit l of masks[i] when tile[i][l] > thr[i].
 
 template <class T>
 struct GenericKernel {
     static constexpr int MR = 4;
     static constexpr int NR = 8;
+    template <int R = MR>
     static void tile(const T* qp, const T* vp, int64_t d, const T* thr, T* out, uint64_t* masks) {
         T c[MR][NR] = {};
         for (int64_t kk = 0; kk < d; ++kk) {
             const T* a = qp + kk * MR;
             const T* b = vp + kk * NR;
-            for (int i = 0; i < MR; ++i)
+            for (int i = 0; i < R; ++i)
                 for (int l = 0; l < NR; ++l) c[i][l] += a[i] * b[l];
         }
-        for (int i = 0; i < MR; ++i) {
+        for (int i = 0; i < R; ++i) {
             uint64_t mk = 0;
             for (int l = 0; l < NR; ++l) {
                 out[i * NR + l] = c[i][l];
@@ -82,24 +83,25 @@ struct GenericKernel {
 struct Avx2Kernel {
     static constexpr int MR = 6;
     static constexpr int NR = 16;
+    template <int R = MR>
     __attribute__((target("avx2,fma"))) static void tile(const float* qp, const float* vp, int64_t d,
                                                          const float* thr, float* out, uint64_t* masks) {
         __m256 c[MR][2];
 #pragma GCC unroll 6
-        for (int i = 0; i < MR; ++i) c[i][0] = c[i][1] = _mm256_setzero_ps();
+        for (int i = 0; i < R; ++i) c[i][0] = c[i][1] = _mm256_setzero_ps();
         for (int64_t kk = 0; kk < d; ++kk) {
             const __m256 b0 = _mm256_load_ps(vp + kk * NR);
             const __m256 b1 = _mm256_load_ps(vp + kk * NR + 8);
             const float* a = qp + kk * MR;
 #pragma GCC unroll 6
-            for (int i = 0; i < MR; ++i) {
+            for (int i = 0; i < R; ++i) {
                 const __m256 ai = _mm256_broadcast_ss(a + i);
                 c[i][0] = _mm256_fmadd_ps(ai, b0, c[i][0]);
                 c[i][1] = _mm256_fmadd_ps(ai, b1, c[i][1]);
             }
         }
 #pragma GCC unroll 6
-        for (int i = 0; i < MR; ++i) {
+        for (int i = 0; i < R; ++i) {
             const __m256 t = _mm256_broadcast_ss(thr + i);
             _mm256_store_ps(out + i * NR, c[i][0]);
             _mm256_store_ps(out + i * NR + 8, c[i][1]);
@@ -113,24 +115,25 @@ struct Avx2Kernel {
 struct Avx512Kernel {
     static constexpr int MR = 8;
     static constexpr int NR = 32;
+    template <int R = MR>
     __attribute__((target("avx512f"))) static void tile(const float* qp, const float* vp, int64_t d,
                                                        const float* thr, float* out, uint64_t* masks) {
         __m512 c[MR][2];
 #pragma GCC unroll 8
-        for (int i = 0; i < MR; ++i) c[i][0] = c[i][1] = _mm512_setzero_ps();
+        for (int i = 0; i < R; ++i) c[i][0] = c[i][1] = _mm512_setzero_ps();
         for (int64_t kk = 0; kk < d; ++kk) {
             const __m512 b0 = _mm512_load_ps(vp + kk * NR);
             const __m512 b1 = _mm512_load_ps(vp + kk * NR + 16);
             const float* a = qp + kk * MR;
 #pragma GCC unroll 8
-            for (int i = 0; i < MR; ++i) {
+            for (int i = 0; i < R; ++i) {
                 const __m512 ai = _mm512_set1_ps(a[i]);
                 c[i][0] = _mm512_fmadd_ps(ai, b0, c[i][0]);
                 c[i][1] = _mm512_fmadd_ps(ai, b1, c[i][1]);
             }
         }
 #pragma GCC unroll 8
-        for (int i = 0; i < MR; ++i) {
+        for (int i = 0; i < R; ++i) {
             const __m512 t = _mm512_set1_ps(thr[i]);
             _mm512_store_ps(out + i * NR, c[i][0]);
             _mm512_store_ps(out + i * NR + 16, c[i][1]);
@@ -145,24 +148,25 @@ struct Avx512Kernel {
 struct Avx2KernelF64 {
     static constexpr int MR = 6;
     static constexpr int NR = 8;
+    template <int R = MR>
     __attribute__((target("avx2,fma"))) static void tile(const double* qp, const double* vp, int64_t d,
                                                          const double* thr, double* out, uint64_t* masks) {
         __m256d c[MR][2];
 #pragma GCC unroll 6
-        for (int i = 0; i < MR; ++i) c[i][0] = c[i][1] = _mm256_setzero_pd();
+        for (int i = 0; i < R; ++i) c[i][0] = c[i][1] = _mm256_setzero_pd();
         for (int64_t kk = 0; kk < d; ++kk) {
             const __m256d b0 = _mm256_load_pd(vp + kk * NR);
             const __m256d b1 = _mm256_load_pd(vp + kk * NR + 4);
             const double* a = qp + kk * MR;
 #pragma GCC unroll 6
-            for (int i = 0; i < MR; ++i) {
+            for (int i = 0; i < R; ++i) {
                 const __m256d ai = _mm256_broadcast_sd(a + i);
                 c[i][0] = _mm256_fmadd_pd(ai, b0, c[i][0]);
                 c[i][1] = _mm256_fmadd_pd(ai, b1, c[i][1]);
             }
         }
 #pragma GCC unroll 6
-        for (int i = 0; i < MR; ++i) {
+        for (int i = 0; i < R; ++i) {
             const __m256d t = _mm256_broadcast_sd(thr + i);
             _mm256_store_pd(out + i * NR, c[i][0]);
             _mm256_store_pd(out + i * NR + 4, c[i][1]);
@@ -176,24 +180,25 @@ struct Avx2KernelF64 {
 struct Avx512KernelF64 {
     static constexpr int MR = 8;
     static constexpr int NR = 16;
+    template <int R = MR>
     __attribute__((target("avx512f"))) static void tile(const double* qp, const double* vp, int64_t d,
                                                        const double* thr, double* out, uint64_t* masks) {
         __m512d c[MR][2];
 #pragma GCC unroll 8
-        for (int i = 0; i < MR; ++i) c[i][0] = c[i][1] = _mm512_setzero_pd();
+        for (int i = 0; i < R; ++i) c[i][0] = c[i][1] = _mm512_setzero_pd();
         for (int64_t kk = 0; kk < d; ++kk) {
             const __m512d b0 = _mm512_load_pd(vp + kk * NR);
             const __m512d b1 = _mm512_load_pd(vp + kk * NR + 8);
             const double* a = qp + kk * MR;
 #pragma GCC unroll 8
-            for (int i = 0; i < MR; ++i) {
+            for (int i = 0; i < R; ++i) {
                 const __m512d ai = _mm512_set1_pd(a[i]);
                 c[i][0] = _mm512_fmadd_pd(ai, b0, c[i][0]);
                 c[i][1] = _mm512_fmadd_pd(ai, b1, c[i][1]);
             }
         }
 #pragma GCC unroll 8
-        for (int i = 0; i < MR; ++i) {
+        for (int i = 0; i < R; ++i) {
             const __m512d t = _mm512_set1_pd(thr[i]);
             _mm512_store_pd(out + i * NR, c[i][0]);
             _mm512_store_pd(out + i * NR + 8, c[i][1]);
@@ -328,6 +333,16 @@ struct Selector {
     int64_t finish() { return static_cast<int64_t>(select_topk(entries, static_cast<size_t>(count), static_cast<size_t>(k))); }
 };
 
+// Kernel::tile<R> for a group's live rows R = 1..MR: the padding rows of a last, partial group
+// (a single query: MR - 1 of them) cost nothing. Every score is the same in-order sum.
+template <class Kernel, int R = 1, class T>
+inline void tile_live(int live, const T* qp, const T* vp, int64_t d, const T* thr, T* out, uint64_t* masks) {
+    if constexpr (R < Kernel::MR) {
+        if (live != R) return tile_live<Kernel, R + 1>(live, qp, vp, d, thr, out, masks);
+    }
+    Kernel::template tile<R>(qp, vp, d, thr, out, masks);
+}
+
 // Scores one packed panel against the used query groups and offers what beats each row's
 // threshold to that row's selector.
 template <class T, class Kernel>
@@ -338,7 +353,10 @@ inline void score_panel(const T* qpack, int64_t used_groups, int64_t rows, const
     uint64_t masks[MR];
     for (int64_t g = 0; g < used_groups; ++g) {
         const int live = static_cast<int>(std::min<int64_t>(MR, rows - g * MR));
-        Kernel::tile(qpack + g * d * MR, vp, d, thr + g * MR, tile, masks);
+        if (live == MR)
+            Kernel::template tile<MR>(qpack + g * d * MR, vp, d, thr + g * MR, tile, masks);
+        else
+            tile_live<Kernel>(live, qpack + g * d * MR, vp, d, thr + g * MR, tile, masks);
         for (int i = 0; i < live; ++i) {
             uint64_t mk = masks[i] & valid;
             while (mk) {
