@@ -127,6 +127,76 @@ def interleaved(size: str, rounds: int, layouts: list[str], threads: int = 2) ->
                   f"over {rounds} rounds", flush=True)
 
 
+def timeline(size: str, rounds: int, layouts: list[str], threads: int = 2) -> None:
+    """Script mode ``--timeline``: rd.similarity_topk(X, K) on a warmed cluster with each step
+    timed (wall, this process's CPU seconds: client, scheduler and nannies of a LocalCluster; the
+    workers' CPU seconds), next to the in-process kernel's wall and CPU seconds in the same round.
+    Steps: the client's half-product test, cutting the shards, the job token, scattering X, the
+    tasks (submit to gather; inside: the workers' compute from Dask's task stream, the rest is
+    dispatch and the result's transfer), merging the shards, and the rest of the call (argument
+    checks, validating X). Timing the steps adds round trips; the ratio runs do not."""
+    import os
+    import time
+    from contextlib import ExitStack
+    from unittest import mock
+
+    from distributed import Client, LocalCluster, get_task_stream
+
+    import recforge.distributed as rd
+    import recforge.distributed.half_product as hp
+    import recforge.distributed.similarity as rs
+    from recforge.kernels import similarity_topk
+
+    X = kernel_inputs(size).R.T.tocsr()
+    X.sort_indices()
+    want = similarity_topk(X, K, num_threads=threads)
+    print(f"{size}: X {X.shape}, {X.nnz} entries; load {os.getloadavg()}", flush=True)
+
+    def clock(client):
+        return time.perf_counter(), cpu_seconds(None), cpu_seconds(client) - cpu_seconds(None)
+
+    for layout in layouts:
+        workers, per_worker = map(int, layout.split("x"))
+        with LocalCluster(n_workers=workers, threads_per_worker=per_worker, processes=True,
+                          dashboard_address=":0") as cluster, Client(cluster) as client:
+            assert same_csr(rd.similarity_topk(X, K, client=client), want), f"{layout}: differs from the kernel"
+            for r in range(rounds):
+                start, cpu = time.perf_counter(), cpu_seconds(None)
+                similarity_topk(X, K, num_threads=threads)
+                single, single_cpu = time.perf_counter() - start, cpu_seconds(None) - cpu
+                steps: list[tuple[str, float, float, float]] = []
+
+                def timed(name, fn):
+                    def step(*args, **kwargs):
+                        before = clock(client)
+                        out = fn(*args, **kwargs)
+                        after = clock(client)
+                        steps.append((name, *(a - b for a, b in zip(after, before))))
+                        return out
+                    return step
+
+                with ExitStack() as patches, get_task_stream(client=client) as stream:
+                    for module, name in ((rs, "half_product_pays"), (hp, "pair_ranges"), (hp, "job_token"),
+                                         (hp, "scatter_everywhere"), (hp, "run_blocks"),
+                                         (hp, "merge_row_candidates"), (rs, "row_blocks"), (rs, "run_blocks"),
+                                         (rs, "_scattered_operand")):
+                        patches.enter_context(mock.patch.object(module, name, timed(name, getattr(module, name))))
+                    before = clock(client)
+                    rd.similarity_topk(X, K, client=client)
+                    after = clock(client)
+                total = [a - b for a, b in zip(after, before)]
+                compute = sum(s["stop"] - s["start"] for t in stream.data for s in t["startstops"]
+                              if s["action"] == "compute")
+                rest = [t - sum(step[i + 1] for step in steps) for i, t in enumerate(total)]
+                print(f"{layout} round {r}: in-process kernel {single:.2f} s, {single_cpu:.2f} CPU s; "
+                      f"distributed {total[0]:.2f} s, client {total[1]:.2f} + workers {total[2]:.2f} CPU s "
+                      f"(CPU ratio {(total[1] + total[2]) / single_cpu:.3f}); load {os.getloadavg()[0]:.1f}", flush=True)
+                for name, wall, client_cpu, worker_cpu in steps + [("rest of the call", *rest)]:
+                    print(f"    {name:24s} {wall:7.3f} s  client {client_cpu:6.3f}  workers {worker_cpu:6.3f} CPU s",
+                          flush=True)
+                print(f"    tasks' compute (task stream, summed) {compute:.3f} s", flush=True)
+
+
 def cpu_seconds(client) -> float:
     """CPU seconds used so far by this process (with a LocalCluster's scheduler) and the workers."""
     import resource
@@ -146,5 +216,6 @@ if __name__ == "__main__":
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--layouts", default="1x2,2x1", help="workers x threads, comma-separated")
     parser.add_argument("--threads", type=int, default=2, help="the single-process kernel's threads")
+    parser.add_argument("--timeline", action="store_true", help=timeline.__doc__.split(".")[0])
     args = parser.parse_args()
-    interleaved(args.size, args.rounds, args.layouts.split(","), args.threads)
+    (timeline if args.timeline else interleaved)(args.size, args.rounds, args.layouts.split(","), args.threads)

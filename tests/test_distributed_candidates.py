@@ -117,12 +117,49 @@ def test_half_product_shards_survive_a_killed_worker(client):
 
 
 def test_one_worker_runs_the_single_process_call():
-    from distributed import Client, LocalCluster
+    """One worker: one task, the kernel's own call, whether or not the half product pays (the
+    client does not even ask); X crosses to the worker straight from the client."""
+    from distributed import Client, LocalCluster, get_task_stream
 
-    X = _pays_half()
+    from recforge.distributed.blocks import sends_direct
+    from recforge.distributed.half_product import half_product_pays
+
+    sparse = _matrix(400, 300, 0.02, 14)
+    assert not half_product_pays(sparse)
     E = _matrix(600, 600, 0.02, 13)
     with LocalCluster(n_workers=1, threads_per_worker=2, processes=True, dashboard_address=":0") as cluster, \
             Client(cluster) as one:
-        for exclude in (None, E):
-            _same_csr(rd.similarity_topk(X, 9, exclude=exclude, client=one),
-                      similarity_topk(X, 9, exclude=exclude, num_threads=2))
+        assert sends_direct(one) is True, "a LocalCluster's workers are on this machine's loopback"
+        for X, exclude in ((_pays_half(), None), (_pays_half(), E), (sparse, None)):
+            with get_task_stream(client=one) as stream:
+                got = rd.similarity_topk(X, 9, exclude=exclude, client=one)
+            _same_csr(got, similarity_topk(X, 9, exclude=exclude, num_threads=2))
+            assert len(stream.data) == 1, "one task: the single-process call on the worker"
+
+
+def test_a_client_that_says_how_to_scatter_is_obeyed(client):
+    from distributed import Client
+
+    from recforge.distributed.blocks import sends_direct
+
+    assert sends_direct(client) is True
+    with Client(client.scheduler.address, direct_to_workers=False) as relayed:
+        assert sends_direct(relayed) is False
+        X = _pays_half(seed=15)
+        _same_csr(rd.similarity_topk(X, 5, client=relayed), similarity_topk(X, 5))
+
+
+def test_the_client_validates_what_the_workers_then_trust(client):
+    """Workers skip the kernel's structural check, so a malformed X must stop on the client,
+    before any task or scatter."""
+    from distributed import get_task_stream
+
+    X = _pays_half(seed=16)
+    bad = sp.csr_matrix((X.data, X.indices.copy(), X.indptr), shape=X.shape)
+    bad.indices[3] = X.shape[1] + 5                   # out of range: scipy's constructor lets it pass
+    keys = set(client.who_has())
+    with get_task_stream(client=client) as stream:
+        for Y in (None, _matrix(50, X.shape[1], 0.2, 17)):
+            with pytest.raises(ValueError, match="X"):
+                rd.similarity_topk(bad, 5, Y, client=client)
+    assert not stream.data and set(client.who_has()) == keys, "nothing ran, nothing was scattered"

@@ -107,7 +107,9 @@ def _shard(X: sp.csr_matrix, k: int, start: int, stop: int, exclude: sp.csr_matr
     args = dict(kernel_args)
     args["num_threads"] = kernel_threads(args.get("num_threads"))
     whole = start == 0 and stop == X.shape[0]
-    return similarity_topk(X, k, exclude=exclude, pair_rows=None if whole else (start, stop), **args)
+    # the client validated X and exclude (recforge.distributed.similarity_topk)
+    return similarity_topk(X, k, exclude=exclude, pair_rows=None if whole else (start, stop), check_input=False,
+                           **args)
 
 
 def sharded_half_product(client: Any, X: sp.csr_matrix, k: int, exclude: sp.csr_matrix | None,

@@ -27,7 +27,7 @@ def _block(X_block: sp.csr_matrix, candidates: Any, start: int, k: int, symmetri
         exclude = own if exclude is None else (own + exclude).tocsr()
     args = dict(kernel_args)
     args["num_threads"] = kernel_threads(args.get("num_threads"))
-    S = similarity_topk(X_block, k, candidates, exclude=exclude, **args)
+    S = similarity_topk(X_block, k, candidates, exclude=exclude, check_input=False, **args)
     if folder is None:
         return S
     return write_partition(folder, start, csr_rows_columns(S, start))
@@ -56,9 +56,14 @@ def similarity_topk(X: Any, k: int, Y: Any = None, *, client: Any = None, block_
     (``half_product_shards=True``, the default): X is scattered to every worker once and each
     worker takes one row range of about equal pair work (``block_rows`` is not used), forming the
     pairs (i, j > i) of its range (``similarity_topk(pair_rows=...)``); the rows' candidates are
-    merged by the kernel's top-k rule, which gives the single-process result bit for bit. One
-    worker runs the single-process call itself. Otherwise (or ``half_product_shards=False``) the
-    rows are blocked as for a given Y, which forms each pair twice.
+    merged by the kernel's top-k rule, which gives the single-process result bit for bit. A
+    cluster of one worker runs the single-process call itself on it, whichever product the kernel
+    then picks (nor is the client's half-product test run). Otherwise (or
+    ``half_product_shards=False``) the rows are blocked as for a given Y, which forms each pair
+    twice.
+
+    The client validates X (and ``exclude``) once; the workers' kernel calls skip that O(nnz)
+    structural check (``check_input=False``) on what the client checked.
     """
     from recforge.kernels import PreparedCandidates
 
@@ -81,9 +86,10 @@ def similarity_topk(X: Any, k: int, Y: Any = None, *, client: Any = None, block_
     if exclude is not None:
         exclude = v.as_pattern(exclude, "exclude", (X.shape[0], candidates.shape[0]))
     folder = parse_output(output)
-    if half_product_shards and symmetric and folder is None and half_product_pays(X):
+    workers = len(client.nthreads())
+    if half_product_shards and symmetric and folder is None and (workers <= 1 or half_product_pays(X)):
         return sharded_half_product(client, X, k, exclude, kernel_args)
-    blocks = row_blocks(X.shape[0], block_rows, len(client.nthreads()))
+    blocks = row_blocks(X.shape[0], block_rows, workers)
     token = job_token("similarity", X, handle.future().key if handle is not None else candidates, k,
                       sorted(kernel_args.items()), exclude, output)
 
