@@ -9,12 +9,22 @@ matrix (recforge.bench inputs; ``ml20m-like`` is the 20M-interaction matrix) com
 
 Y=None takes the kernel's half product when it pays (it does on ml20m-like): X is scattered to
 every worker once and each worker forms the pairs of one row range (one worker: the plain kernel
-call). Checked before timing: every distributed result equals the single-process CSR bit for bit.
-Starting the cluster is not timed; the timed call includes the client's checks, scattering X,
+call, whichever product it picks). Checked before timing: every distributed result equals the
+single-process CSR bit for bit. What is timed is a job on a long-lived cluster reused across jobs:
+starting the cluster (and the first, checked call that warms it) is not timed; every timed call
+includes the client's checks, scattering X to the workers (X is not kept there between calls),
 the tasks and gathering (and merging) their results. extra_info holds the path taken, the task
 count, the bytes scattered to each worker and the largest task's own bytes (its arguments).
 
     pytest benchmarks/bench_distributed.py --benchmark-only --bench-sizes ml20m-like
+
+Script mode (single-process and distributed calls alternated round by round, wall and CPU ratios):
+
+    OMP_NUM_THREADS=2 OMP_WAIT_POLICY=passive python -m benchmarks.bench_distributed ml20m-like \
+        --rounds 5 --layouts 1x2,2x1
+
+and with ``--timeline`` each distributed call's steps (the client's tests, scattering X, the
+tasks, the merge) with their wall and the client's and workers' CPU seconds.
 """
 from __future__ import annotations
 
@@ -32,6 +42,18 @@ K = 50
 def same_csr(a, b) -> bool:
     return (a.shape == b.shape and np.array_equal(a.indptr, b.indptr) and np.array_equal(a.indices, b.indices)
             and np.array_equal(a.data, b.data))
+
+
+def item_matrix(size: str, users_fraction: float = 1.0):
+    """The size's items x users matrix (sorted indices); with ``users_fraction`` < 1 only a seeded
+    random share of the users (columns): the same items and result size, about that share of the
+    kernel's work (quicker rounds on a busy machine)."""
+    X = kernel_inputs(size).R.T.tocsr()
+    if users_fraction < 1.0:
+        keep = np.sort(np.random.default_rng(0).choice(X.shape[1], int(X.shape[1] * users_fraction), replace=False))
+        X = X[:, keep].tocsr()
+    X.sort_indices()
+    return X
 
 
 def csr_bytes(X) -> int:
@@ -84,7 +106,7 @@ def test_distributed_similarity_topk(benchmark, size, layout, threads):
         benchmark(run)
 
 
-def interleaved(size: str, rounds: int, layouts: list[str], threads: int = 2) -> None:
+def interleaved(size: str, rounds: int, layouts: list[str], threads: int = 2, users_fraction: float = 1.0) -> None:
     """Script mode: single-process and distributed calls alternated round by round in one
     process (a noisy machine slows both alike, so each round's ratio is meaningful), with the
     workers' compute time per task from Dask's task stream."""
@@ -96,10 +118,10 @@ def interleaved(size: str, rounds: int, layouts: list[str], threads: int = 2) ->
     import recforge.distributed as rd
     from recforge.kernels import similarity_topk
 
-    X = kernel_inputs(size).R.T.tocsr()
-    X.sort_indices()
+    X = item_matrix(size, users_fraction)
     want = similarity_topk(X, K, num_threads=threads)
-    print(f"{size}: X {X.shape}, {X.nnz} entries; load {os.getloadavg()}", flush=True)
+    print(f"{size} (users fraction {users_fraction}): X {X.shape}, {X.nnz} entries; load {os.getloadavg()}",
+          flush=True)
     for layout in layouts:
         workers, per_worker = map(int, layout.split("x"))
         with LocalCluster(n_workers=workers, threads_per_worker=per_worker, processes=True,
@@ -127,7 +149,7 @@ def interleaved(size: str, rounds: int, layouts: list[str], threads: int = 2) ->
                   f"over {rounds} rounds", flush=True)
 
 
-def timeline(size: str, rounds: int, layouts: list[str], threads: int = 2) -> None:
+def timeline(size: str, rounds: int, layouts: list[str], threads: int = 2, users_fraction: float = 1.0) -> None:
     """Script mode ``--timeline``: rd.similarity_topk(X, K) on a warmed cluster with each step
     timed (wall, this process's CPU seconds: client, scheduler and nannies of a LocalCluster; the
     workers' CPU seconds), next to the in-process kernel's wall and CPU seconds in the same round.
@@ -147,10 +169,10 @@ def timeline(size: str, rounds: int, layouts: list[str], threads: int = 2) -> No
     import recforge.distributed.similarity as rs
     from recforge.kernels import similarity_topk
 
-    X = kernel_inputs(size).R.T.tocsr()
-    X.sort_indices()
+    X = item_matrix(size, users_fraction)
     want = similarity_topk(X, K, num_threads=threads)
-    print(f"{size}: X {X.shape}, {X.nnz} entries; load {os.getloadavg()}", flush=True)
+    print(f"{size} (users fraction {users_fraction}): X {X.shape}, {X.nnz} entries; load {os.getloadavg()}",
+          flush=True)
 
     def clock(client):
         return time.perf_counter(), cpu_seconds(None), cpu_seconds(client) - cpu_seconds(None)
@@ -216,6 +238,9 @@ if __name__ == "__main__":
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--layouts", default="1x2,2x1", help="workers x threads, comma-separated")
     parser.add_argument("--threads", type=int, default=2, help="the single-process kernel's threads")
+    parser.add_argument("--users-fraction", type=float, default=1.0,
+                        help="keep this seeded random share of the users (quicker rounds; 1: all)")
     parser.add_argument("--timeline", action="store_true", help=timeline.__doc__.split(".")[0])
     args = parser.parse_args()
-    (timeline if args.timeline else interleaved)(args.size, args.rounds, args.layouts.split(","), args.threads)
+    (timeline if args.timeline else interleaved)(args.size, args.rounds, args.layouts.split(","), args.threads,
+                                                 args.users_fraction)

@@ -71,3 +71,41 @@ def test_merge_keeps_each_rows_best_k_ties_by_column():
     assert merged.indptr.tolist() == [0, 2, 4]
     assert merged.indices.tolist() == [1, 0, 0, 2]
     assert merged.data.tolist() == pytest.approx([0.9, 0.5, 0.8, 0.7])
+
+
+def _brute_force_merge(parts, k):
+    """Per row, every part's (score, column) sorted by hand: best first, ties the smaller column."""
+    m, n = parts[0].shape
+    rows = []
+    for i in range(m):
+        entries = [(float(P.data[p]), int(P.indices[p])) for P in parts for p in range(P.indptr[i], P.indptr[i + 1])]
+        rows.append(sorted(entries, key=lambda e: (-e[0], e[1]))[:k])
+    return rows
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.integers(1, 40), st.integers(1, 300), st.integers(1, 4), st.integers(1, 12), st.integers(0, 2**31 - 1),
+       st.sampled_from([np.float32, np.float64]), st.booleans())
+def test_merge_equals_sorting_each_row_by_hand(m, n, n_parts, k, seed, dtype, coarse):
+    """Parts hold disjoint columns per row (as shards do), scores of both signs with ties (coarse)."""
+    rng = np.random.default_rng(seed)
+    owner = rng.integers(0, n_parts, (m, n))                    # which part offers pair (i, j), if any
+    offered = rng.random((m, n)) < 0.3
+    scores = rng.integers(-3, 4, (m, n)).astype(dtype) / 4 if coarse else rng.standard_normal((m, n)).astype(dtype)
+    scores[scores == 0] = 1                                     # the kernel never returns a zero score
+    parts = [sp.csr_matrix(np.where(offered & (owner == p), scores, 0).astype(dtype)) for p in range(n_parts)]
+    merged = hp.merge_row_candidates(parts, k)
+    want = _brute_force_merge(parts, k)
+    assert merged.dtype == dtype
+    for i in range(m):
+        got = list(zip(merged.data[merged.indptr[i]:merged.indptr[i + 1]].tolist(),
+                       merged.indices[merged.indptr[i]:merged.indptr[i + 1]].tolist()))
+        assert got == want[i]
+
+
+def test_the_packed_key_is_used_only_where_it_fits():
+    rows, cols = np.array([0, 1]), np.array([0, 1])
+    assert hp.packed_order_key(rows, np.float32([1, 2]), cols, 2**15, 2**17) is not None
+    assert hp.packed_order_key(rows, np.float32([1, 2]), cols, 2**20, 2**12) is not None     # 20 + 32 + 12 bits
+    assert hp.packed_order_key(rows, np.float32([1, 2]), cols, 2**20 + 1, 2**12) is None
+    assert hp.packed_order_key(rows, np.float64([1, 2]), cols, 10, 10) is None

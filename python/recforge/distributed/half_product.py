@@ -36,9 +36,12 @@ def half_product_pays(X: sp.csr_matrix) -> bool:
     """
     if X.nnz == 0:
         return False
-    df = np.bincount(X.indices[:X.nnz], minlength=X.shape[1])
-    running = np.r_[0, np.cumsum(df[X.indices[:X.nnz]], dtype=np.int64)]
-    work = (running[X.indptr[1:]] - running[X.indptr[:-1]]).astype(np.float64)
+    indices = X.indices[:X.nnz]
+    df = np.bincount(indices, minlength=X.shape[1])
+    df = df.astype(np.int32) if X.shape[0] <= np.iinfo(np.int32).max else df    # df <= m: a narrower gather
+    filled = np.flatnonzero(np.diff(X.indptr))           # reduceat needs each segment non-empty
+    work = np.zeros(X.shape[0])
+    work[filled] = np.add.reduceat(df[indices], X.indptr[filled], dtype=np.int64)
     pairs = np.minimum(work, X.shape[0]).sum()
     return bool(pairs > 0 and work.sum() >= HALF_PRODUCT_RATIO * pairs)
 
@@ -92,12 +95,31 @@ def merge_row_candidates(parts: list[sp.csr_matrix], k: int) -> sp.csr_matrix:
     rows = np.concatenate([np.repeat(np.arange(m), np.diff(P.indptr)) for P in parts])
     cols = np.concatenate([P.indices for P in parts])
     scores = np.concatenate([P.data for P in parts])
-    order = np.lexsort((cols, -scores, rows))
+    key = packed_order_key(rows, scores, cols, m, n)
+    order = np.argsort(key) if key is not None else np.lexsort((cols, -scores, rows))
     rows, cols, scores = rows[order], cols[order], scores[order]
     rank = np.arange(rows.size) - np.searchsorted(rows, rows, side="left")
     keep = rank < k
     indptr = np.r_[0, np.cumsum(np.bincount(rows[keep], minlength=m))].astype(cols.dtype)
     return sp.csr_matrix((scores[keep], cols[keep], indptr), shape=(m, n))
+
+
+def packed_order_key(rows: np.ndarray, scores: np.ndarray, cols: np.ndarray, m: int, n: int) -> np.ndarray | None:
+    r"""One uint64 per entry whose ascending order is (row, best score first, smaller column
+    first), or None when (row, score, column) do not fit 64 bits (float64 scores, or
+    :math:`\lceil\log_2 m\rceil + 32 + \lceil\log_2 n\rceil > 64`).
+
+    A float32 score's bits b (never 0 or NaN here) order as the float does once negatives are
+    inverted and positives get the sign bit set; inverting that again puts the best first.
+    """
+    row_bits, col_bits = max(int(m - 1).bit_length(), 1), max(int(n - 1).bit_length(), 1)
+    if scores.dtype != np.float32 or row_bits + 32 + col_bits > 64:
+        return None
+    bits = scores.view(np.uint32)
+    ascending = np.where(bits >> np.uint32(31), ~bits, bits | np.uint32(1 << 31))
+    best_first = (~ascending).astype(np.uint64)
+    return ((rows.astype(np.uint64) << np.uint64(32 + col_bits)) | (best_first << np.uint64(col_bits))
+            | cols.astype(np.uint64))
 
 
 def _shard(X: sp.csr_matrix, k: int, start: int, stop: int, exclude: sp.csr_matrix | None,
