@@ -205,19 +205,27 @@ def run_core(X, yt_arrays, n, kind, count, k, shrink, min_support, x_scale, y_sc
              symmetric, half, exclude, idx, threads, pair_rows=None) -> sp.csr_matrix:
     """One call of the compiled core on X and the transposed candidates' arrays."""
     m, d = X.shape
-    xp, xi, xd = v.core_arrays(X, idx)
+    ep, ei = (None, None) if exclude is None else v.core_arrays(exclude, idx)[:2]
+    indptr, indices, data = core_call(v.core_arrays(X, idx), m, d, yt_arrays, n, kind, count, k, shrink,
+                                      min_support, x_scale, y_scale, x_size, y_size, symmetric, half, ep, ei,
+                                      threads, pair_rows)
+    return sp.csr_matrix((data, indices, indptr), shape=(m, n))
+
+
+def core_call(x_arrays, m, d, yt_arrays, n, kind, count, k, shrink, min_support, x_scale, y_scale, x_size, y_size,
+              symmetric, half, ex_indptr, ex_indices, threads, pair_rows=None):
+    """The compiled core on raw arrays (one index dtype throughout): the result's (indptr, indices, data)."""
+    xp, xi, xd = x_arrays
     # arrays shipped between processes (a prepared operand unpickled by Dask) may be misaligned
     tp, ti, yt_values, x_scale, y_scale, x_size, y_size = (
         None if a is None else v.contiguous(a) for a in (*yt_arrays, x_scale, y_scale, x_size, y_size))
-    ep, ei = (None, None) if exclude is None else v.core_arrays(exclude, idx)[:2]
-    indptr, indices, data = _core.similarity_topk(
+    return _core.similarity_topk(
         x_indptr=xp, x_indices=xi, x_data=xd, m=m, d=d, yt_indptr=tp, yt_indices=ti, yt_data=yt_values, n=n,
         kind=kind, count=count, k=k, shrink=shrink, min_support=float(min_support),
         x_scale=x_scale, y_scale=y_scale, x_size=x_size, y_size=y_size,
-        symmetric=half, exclude_self=symmetric and not half, ex_indptr=ep, ex_indices=ei,
+        symmetric=half, exclude_self=symmetric and not half, ex_indptr=ex_indptr, ex_indices=ex_indices,
         num_threads=threads, private_budget=HALF_PRODUCT_PRIVATE_BUDGET,
         **({} if pair_rows is None else {"pair_rows_begin": pair_rows[0], "pair_rows_end": pair_rows[1]}))
-    return sp.csr_matrix((data, indices, indptr), shape=(m, n))
 
 
 def _drop_empty_columns(X: sp.csr_matrix, Y: sp.csr_matrix | None):

@@ -37,6 +37,7 @@ import scipy.sparse as sp
 
 from recforge.data.idmap import IdMap
 from recforge.kernels import _validation as v
+from recforge.models.stored_rows import LEAN_USERS
 from recforge.models.training_data import REQUIREMENTS, HistoryChunk, MissingInputError, TrainingData
 
 #: users per internal chunk of ``recommend`` (memory is proportional to it)
@@ -167,6 +168,11 @@ class Recommender:
         self._require_fitted()
         n = v.check_positive_int(n, "n")
         codes = self._user_codes(users, ids, allow_unknown=history is not None)
+        if history is None and 0 < codes.size <= LEAN_USERS:
+            blocked = self._filter_pattern(filter_items, ids)
+            lean = self._recommend_stored(codes, n, exclude_seen, blocked)
+            if lean is not None:
+                return (self._item_ids_of(lean[0]), lean[1]) if ids else lean
         requested = self._history(codes, users, history, ids)
         blocked = self._filter_pattern(filter_items, ids)
         out_items = np.empty((codes.size, n), dtype=np.int64)
@@ -189,6 +195,14 @@ class Recommender:
     def _recommend_rows(self, codes: np.ndarray, rows: sp.csr_matrix, n: int,
                         exclude: sp.csr_matrix | None) -> tuple[np.ndarray, np.ndarray]:
         raise NotImplementedError
+
+    def _recommend_stored(self, codes: np.ndarray, n: int, exclude_seen: bool,
+                          blocked: np.ndarray | None) -> tuple[np.ndarray, np.ndarray] | None:
+        """The lean path for a few known users from their stored rows (``recommend`` with no
+        ``history``): the same ``(items, scores)`` as the general path, or None to take it.
+        ``blocked``: sorted unique filtered codes. Models override it where it pays
+        (see :mod:`recforge.models.stored_rows`)."""
+        return None
 
     def _user_codes(self, users: Any, ids: bool, allow_unknown: bool) -> np.ndarray:
         arr = np.asarray(users)

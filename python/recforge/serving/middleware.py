@@ -41,47 +41,52 @@ class GuardAndMeasure:
             await self.app(scope, receive, send)
             return
         start = time.perf_counter()
-        status = {"code": 500, "started": False}
+        status = [500, False]         # the answer's status, whether it started
         limit = self.max_body_bytes
 
         async def send_wrapper(message):
             if message["type"] == "http.response.start":
-                status["code"], status["started"] = message["status"], True
+                status[0], status[1] = message["status"], True
             await send(message)
 
-        received = {"bytes": 0}
-
-        async def receive_wrapper():
-            message = await receive()
-            if message["type"] == "http.request":
-                received["bytes"] += len(message.get("body", b""))
-                if received["bytes"] > limit:
-                    raise _BodyTooLarge(limit)
-            return message
-
         too_large = False
-        for name, value in scope.get("headers", ()):
+        may_have_body = False
+        for name, value in scope["headers"]:
             if name == b"content-length":
+                may_have_body = True
                 try:
                     too_large = int(value) > limit
                 except ValueError:
                     too_large = True
+            elif name == b"transfer-encoding":
+                may_have_body = True
+        inner_receive = receive
+        if may_have_body:             # without either header an HTTP/1.1 request has no body
+            received = [0]
+
+            async def inner_receive():
+                message = await receive()
+                if message["type"] == "http.request":
+                    received[0] += len(message.get("body", b""))
+                    if received[0] > limit:
+                        raise _BodyTooLarge(limit)
+                return message
         try:
             if too_large:
                 raise _BodyTooLarge(limit)
-            await self.app(scope, receive_wrapper, send_wrapper)
+            await self.app(scope, inner_receive, send_wrapper)
         except _BodyTooLarge:
-            if not status["started"]:
-                status["code"] = 413
+            if not status[1]:
+                status[0] = 413
                 await _send_json(send, 413, {"error": "body_too_large",
                                              "detail": f"request bodies are limited to {limit} bytes"})
         except Exception:
             log.exception("unhandled error on %s %s", scope.get("method"), scope.get("path"))
-            if not status["started"]:
-                status["code"] = 500
+            if not status[1]:
+                status[0] = 500
                 await _send_json(send, 500, {"error": "internal", "detail": "internal server error"})
         finally:
             route = scope.get("route")
             template = getattr(route, "path", None) or "<unmatched>"
-            self.metrics.observe_request(template, scope.get("method", ""), status["code"],
+            self.metrics.observe_request(template, scope.get("method", ""), status[0],
                                          time.perf_counter() - start)

@@ -67,6 +67,8 @@ from recforge.privacy.dp import DP
 from recforge.models.neighbourhood.explicit import RatingStats, predict_pairs
 from recforge.models.neighbourhood.rows import extend, grow, lookup, replace_entries, rows_equal
 from recforge.models.neighbourhood.neighbours import all_neighbours, self_pattern, update_neighbours
+from recforge.kernels.prepared_rows import similarity_topk_rows
+from recforge.models.stored_rows import as_csr as stored_csr, exclusion_arrays, gather_rows, is_canonical
 from recforge.models.ranking import PAD_ITEM, PAD_SCORE, complete_sparse_topn, topn_dense
 
 SHIFT_INVARIANT = ("msd", "pearson")
@@ -215,6 +217,7 @@ class NeighbourhoodModel(Recommender):
             # transposed and narrowed once, so a recommend call does only its users' work
             self._score_candidates = prepare_candidates(self._score_operand, metric="dot",
                                                         num_threads=int(self.num_threads))
+            self._lean_rows = not self.user_based and is_canonical(R)
 
     def _state(self) -> dict[str, Any]:
         state: dict[str, Any] = {"similarity_": self.similarity_}
@@ -298,6 +301,33 @@ class NeighbourhoodModel(Recommender):
             return self._scores_of(left[which]).toarray()
 
         return complete_sparse_topn(found, n, exclude, exact_rows)
+
+    def _recommend_stored(self, codes, n, exclude_seen, blocked):
+        """ItemKNN (implicit) from stored canonical rows: the kernel on array slices, completed
+        as ``_recommend_rows`` completes (zero scores, padding, exact re-ranking of negatives)."""
+        if self.feedback != "implicit" or not getattr(self, "_lean_rows", False):
+            return None
+        R = self.user_items_
+        xp, xi, xd = gather_rows(R, codes)
+        excluded = exclusion_arrays(xp, xi, blocked, exclude_seen)
+        ep, ei = (None, None) if excluded is None else excluded
+        found = similarity_topk_rows(xp, xi, xd, n, self._score_candidates, metric="dot", ex_indptr=ep,
+                                     ex_indices=ei, num_threads=int(self.num_threads))
+        if found is None:
+            return None
+        indptr, indices, data = found
+        m = codes.size
+        # no row holds more than n: m * n entries means n in every row (all positive: complete)
+        if indices.shape[0] == m * n and data.min() > 0:
+            return indices.astype(np.int64).reshape(m, n), data.astype(np.float32).reshape(m, n)
+        shape = (m, self.n_items_)
+        left = stored_csr(xp, xi, xd, shape)
+        exclude = None if excluded is None else stored_csr(ep, ei, None, shape)
+
+        def exact_rows(which):
+            return self._scores_of(left[which]).toarray()
+
+        return complete_sparse_topn(stored_csr(indptr, indices, data, shape), n, exclude, exact_rows)
 
     def _left_operand(self, codes: np.ndarray, rows: sp.csr_matrix) -> sp.csr_matrix:
         """Rows whose dot product with the score operand gives each user's item scores."""

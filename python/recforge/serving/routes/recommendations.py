@@ -61,6 +61,10 @@ def build(config: ServeConfig) -> APIRouter:
         params = request.query_params
         if not params:
             return defaults
+        if len(params) == 1 and "n" in params:
+            text = params["n"]      # the usual ?n=10, in canonical decimal: what pydantic would give
+            if text.isascii() and text.isdigit() and text[0] != "0" and int(text) <= config.max_n:
+                return Query.model_construct(n=int(text), exclude_seen=defaults.exclude_seen, filter=[])
         raw = {name: params[name] for name in ("n", "exclude_seen") if name in params}
         if "filter" in params:
             raw["filter"] = params.getlist("filter")
@@ -82,7 +86,7 @@ def build(config: ServeConfig) -> APIRouter:
         state.refresh_events()
         served = state.holder.current
         items = service.recommend_users(served, state.live, [user_id], query.n, query.exclude_seen,
-                                        split_ids(query.filter))[0]
+                                        split_ids(query.filter) if query.filter else ())[0]
         return json_response({"user_id": served.public_id(user_id), "items": items, "model_version": served.version})
 
     @router.post("/v1/recommendations", response_model=None,
