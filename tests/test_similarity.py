@@ -366,3 +366,30 @@ def test_columns_beyond_int32_are_compacted_not_allocated():
     S = similarity_topk(W, 2, metric="dot", num_threads=1).toarray()
     # rows: {7: 1, c2: 2}, {c1: 3}, {7: 4, c1: 5}
     np.testing.assert_array_equal(S, [[0, 0, 4], [0, 0, 15], [4, 15, 0]])
+
+
+def _at_odd_address(a: np.ndarray, offset: int = 10) -> np.ndarray:
+    """A copy of ``a`` starting ``offset`` bytes past a 64-byte boundary (as Dask can unpickle it)."""
+    buf = np.zeros(a.nbytes + 128, dtype=np.uint8)
+    start = (-buf.ctypes.data) % 64 + offset
+    out = buf[start:start + a.nbytes].view(a.dtype)
+    out[...] = a
+    return out
+
+
+@pytest.mark.parametrize("metric", ["cosine", "dot", "jaccard"])
+def test_unaligned_arrays_give_the_aligned_result(metric):
+    rng = np.random.default_rng(7)
+    X = random_csr(rng, 40, 30, 0.2)
+    odd = X.copy()          # scipy's constructor would copy the arrays: set them as unpickling does
+    odd.data, odd.indices, odd.indptr = (_at_odd_address(X.data), _at_odd_address(X.indices),
+                                         _at_odd_address(X.indptr, 4))
+    assert not odd.data.flags.aligned and not odd.indices.flags.aligned
+    from recforge.kernels._validation import as_csr
+    checked = as_csr(odd, "X")     # aligned once here, not on every pass of the call
+    assert checked.data.flags.aligned and checked.indices.flags.aligned and checked.indptr.flags.aligned
+    want = similarity_topk(X, 5, metric=metric, num_threads=2)
+    got = similarity_topk(odd, 5, metric=metric, num_threads=2)
+    assert np.array_equal(got.indptr, want.indptr) and np.array_equal(got.indices, want.indices)
+    assert np.array_equal(got.data, want.data)
+    assert_matches_reference(odd, 5, metric=metric)
