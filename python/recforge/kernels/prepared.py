@@ -1,6 +1,7 @@
 """prepare_candidates: Y prepared once for many similarity_topk calls against it."""
 from __future__ import annotations
 
+from types import SimpleNamespace
 from typing import Any
 
 import numpy as np
@@ -129,12 +130,31 @@ def similarity_topk_prepared(X: Any, k: int, P: PreparedCandidates, *, metric: s
     if P.idf is not None:
         s.check_weightable(metric, X, "X")
         X = s.weigh_rows(metric, X, P.idf, P.avg_len)
-    kind, x_scale, x_size = _own_terms(metric, X, threads)
-    if X.dtype == np.float32 and kind == s.Kind.dot and s.bound_exceeds_float32(s.overflow_parts(X),
-                                                                                 P.overflow_parts):
+    ex_arrays = None if exclude is None else (exclude.indptr, exclude.indices)
+    found = run_prepared((X.indptr, X.indices, X.data), m, k, P, metric, shrink, min_support, ex_arrays,
+                         P.index_dtype(X, exclude), threads)
+    if found is None:
         return plain()     # raises, or computes in float64, as the plain call does
-    count = kind == s.Kind.dot and (shrink > 0 or min_support > 1)
-    idx = P.index_dtype(X, exclude)
-    result = s.run_core(X, P.arrays(idx), n, kind, count, min(k, n), shrink, min_support, x_scale, P.y_scale,
-                        x_size, P.y_size, False, False, exclude, idx, threads)
+    indptr, indices, data = found
+    result = sp.csr_matrix((data, indices, indptr), shape=(m, n))
     return result if result.dtype == P.dtype else result.astype(P.dtype)
+
+
+def run_prepared(x_arrays: tuple, m: int, k: int, P: PreparedCandidates, metric: str, shrink: float,
+                 min_support: int, ex_arrays: tuple | None, idx: np.dtype, threads: int):
+    """The prepared path's own steps on canonical CSR arrays of X (in P's dtype, reweighted for
+    tfidf/bm25) and of ``exclude``'s pattern: X's row terms, the float32 overflow test, the core
+    call with index dtype ``idx``. Returns the result's (indptr, indices, data), or None where the
+    overflow bound sends the call to the plain path. Shared by :func:`similarity_topk_prepared`
+    and :func:`recforge.kernels.prepared_rows.similarity_topk_rows`."""
+    xp, xi, xd = x_arrays
+    n, d = P.shape
+    kind, x_scale, x_size = _own_terms(metric, SimpleNamespace(indptr=xp, data=xd, dtype=xd.dtype), threads)
+    if xd.dtype == np.float32 and kind == s.Kind.dot and s.bound_exceeds_float32(s.overflow_parts_of(xp, xd),
+                                                                                  P.overflow_parts):
+        return None
+    count = kind == s.Kind.dot and (shrink > 0 or min_support > 1)
+    core_x = (v.contiguous(xp, idx), v.contiguous(xi, idx), v.contiguous(xd))
+    ep, ei = (None, None) if ex_arrays is None else (v.contiguous(ex_arrays[0], idx), v.contiguous(ex_arrays[1], idx))
+    return s.core_call(core_x, m, d, P.arrays(idx), n, kind, count, min(k, n), shrink, min_support, x_scale,
+                       P.y_scale, x_size, P.y_size, False, False, ep, ei, threads)

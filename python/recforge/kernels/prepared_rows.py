@@ -12,14 +12,11 @@ call instead.
 """
 from __future__ import annotations
 
-from types import SimpleNamespace
-
 import numpy as np
 
 from recforge.backend import THREADS_PER_PROCESSOR_CAP, resolve_backend, resolve_num_threads
-from recforge.kernels import similarity as s
 from recforge.kernels._validation import INT32_MAX
-from recforge.kernels.prepared import PreparedCandidates, _own_terms
+from recforge.kernels.prepared import PreparedCandidates, run_prepared
 
 
 def similarity_topk_rows(x_indptr: np.ndarray, x_indices: np.ndarray, x_data: np.ndarray, k: int,
@@ -35,25 +32,13 @@ def similarity_topk_rows(x_indptr: np.ndarray, x_indices: np.ndarray, x_data: np
     if resolve_backend("auto", supported=("cpu", "cuda")) != "cpu":
         return None
     m = x_indptr.shape[0] - 1
-    n, d = P.shape
+    d = P.shape[1]
     nnz = int(x_indptr[-1])
     if m <= 0 or nnz == 0:
         return None           # the general call's empty result, completed there
     # a small explicit count is never capped: skip asking OpenMP for the processors
     threads = num_threads if 0 < num_threads <= THREADS_PER_PROCESSOR_CAP else resolve_num_threads(num_threads)
-    rows = SimpleNamespace(indptr=x_indptr, data=x_data, dtype=x_data.dtype)
-    kind, x_scale, x_size = _own_terms(metric, rows, threads)
-    if x_data.dtype == np.float32 and kind == s.Kind.dot:
-        longest = nnz if m == 1 else int((x_indptr[1:] - x_indptr[:-1]).max())
-        x_parts = (max(float(x_data.max()), -float(x_data.min())), longest)
-        if s.bound_exceeds_float32(x_parts, P.overflow_parts):
-            return None
-    count = kind == s.Kind.dot and (shrink > 0 or min_support > 1)
     ex_nnz = 0 if ex_indices is None else ex_indices.shape[0]
     idx = np.dtype(np.int32 if P._fits_int32 and max(m, d, nnz, ex_nnz) <= INT32_MAX else np.int64)
-    x_arrays = (x_indptr.astype(idx, copy=False), x_indices.astype(idx, copy=False), x_data)
-    if ex_indptr is not None:
-        ex_indptr, ex_indices = ex_indptr.astype(idx, copy=False), ex_indices.astype(idx, copy=False)
-    return s.core_call(x_arrays, m, d, P.arrays(idx), n, kind, count, min(int(k), n), float(shrink),
-                       int(min_support), x_scale, P.y_scale, x_size, P.y_size, False, False, ex_indptr,
-                       ex_indices, threads)
+    return run_prepared((x_indptr, x_indices, x_data), m, int(k), P, metric, float(shrink), int(min_support),
+                        None if ex_indptr is None else (ex_indptr, ex_indices), idx, threads)

@@ -262,8 +262,13 @@ def _may_overflow_float32(X: sp.csr_matrix, Y: sp.csr_matrix | None) -> bool:
 
 def overflow_parts(P: sp.csr_matrix) -> tuple[float, int]:
     """(max |value|, longest row) of P: its share of the float32 overflow bound."""
-    max_abs = max(float(P.data.max()), -float(P.data.min())) if P.nnz else 0.0
-    longest_row = int(np.diff(P.indptr).max()) if P.shape[0] else 0
+    return overflow_parts_of(P.indptr, P.data[:P.nnz])
+
+
+def overflow_parts_of(indptr: np.ndarray, data: np.ndarray) -> tuple[float, int]:
+    """:func:`overflow_parts` of the CSR arrays ``indptr`` and ``data`` (its stored values)."""
+    max_abs = max(float(data.max()), -float(data.min())) if data.size else 0.0
+    longest_row = int(np.diff(indptr).max()) if indptr.shape[0] > 1 else 0
     return max_abs, longest_row
 
 

@@ -168,13 +168,12 @@ class Recommender:
         self._require_fitted()
         n = v.check_positive_int(n, "n")
         codes = self._user_codes(users, ids, allow_unknown=history is not None)
+        blocked = self._filter_pattern(filter_items, ids)
         if history is None and 0 < codes.size <= LEAN_USERS:
-            blocked = self._filter_pattern(filter_items, ids)
             lean = self._recommend_stored(codes, n, exclude_seen, blocked)
             if lean is not None:
                 return (self._item_ids_of(lean[0]), lean[1]) if ids else lean
         requested = self._history(codes, users, history, ids)
-        blocked = self._filter_pattern(filter_items, ids)
         out_items = np.empty((codes.size, n), dtype=np.int64)
         out_scores = np.empty((codes.size, n), dtype=np.float32)
         for start in range(0, codes.size, CHUNK_USERS):
