@@ -2,8 +2,27 @@
 from __future__ import annotations
 
 import numpy as np
+import scipy.sparse as sp
 
 K1, B = 1.2, 0.75
+
+
+def random_int_csr(m, d, density, seed, dtype=np.float32):
+    """A seeded random m x d CSR with integer values 1..5 (exact in float32 sums of few terms)."""
+    rng = np.random.default_rng(seed)
+    X = sp.random(m, d, density=density, format="csr", random_state=rng, dtype=np.float64)
+    X.data = rng.integers(1, 6, X.nnz).astype(np.float64)
+    return X.astype(dtype)
+
+
+def merge_by_hand(parts, k):
+    """Row by row: every candidate of every part, best score first, ties smaller column first."""
+    m, n = parts[0].shape
+    rows = []
+    for i in range(m):
+        found = [(float(P.data[t]), int(P.indices[t])) for P in parts for t in range(P.indptr[i], P.indptr[i + 1])]
+        rows.append(sorted(found, key=lambda sc: (-sc[0], sc[1]))[:k])
+    return rows
 
 
 def _cosine(a, b):

@@ -19,21 +19,8 @@ pytest.importorskip("distributed")
 import recforge.distributed as rd  # noqa: E402
 from recforge.distributed.similarity import lean, needs_source  # noqa: E402
 from recforge.kernels import prepare_candidates, similarity_topk  # noqa: E402
-from test_distributed import client  # noqa: E402,F401  (the shared LocalCluster fixture)
-
-
-def _matrix(m, n, density, seed, dtype=np.float32):
-    rng = np.random.default_rng(seed)
-    X = sp.random(m, n, density=density, format="csr", random_state=rng, dtype=np.float64)
-    X.data = rng.integers(1, 6, X.nnz).astype(np.float64)
-    return X.astype(dtype)
-
-
-def _same_csr(A, B):
-    assert A.shape == B.shape
-    np.testing.assert_array_equal(A.indptr, B.indptr)
-    np.testing.assert_array_equal(A.indices, B.indices)
-    np.testing.assert_array_equal(A.data, B.data)
+from similarity_reference import random_int_csr as _matrix  # noqa: E402
+from test_distributed import _same_csr, client  # noqa: E402,F401  (client: the shared LocalCluster fixture)
 
 
 @pytest.mark.parametrize("metric", ["cosine", "bm25", "jaccard", "pearson"])

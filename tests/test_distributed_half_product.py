@@ -17,6 +17,7 @@ pytest.importorskip("distributed")
 from recforge.distributed import half_product as hp  # noqa: E402
 from recforge.kernels import _validation as v  # noqa: E402
 from recforge.kernels.similarity import _half_product_pays as kernel_pays  # noqa: E402
+from similarity_reference import merge_by_hand  # noqa: E402
 
 
 def _pattern(m, d, density, seed, order):
@@ -73,16 +74,6 @@ def test_merge_keeps_each_rows_best_k_ties_by_column():
     assert merged.data.tolist() == pytest.approx([0.9, 0.5, 0.8, 0.7])
 
 
-def _brute_force_merge(parts, k):
-    """Per row, every part's (score, column) sorted by hand: best first, ties the smaller column."""
-    m, n = parts[0].shape
-    rows = []
-    for i in range(m):
-        entries = [(float(P.data[p]), int(P.indices[p])) for P in parts for p in range(P.indptr[i], P.indptr[i + 1])]
-        rows.append(sorted(entries, key=lambda e: (-e[0], e[1]))[:k])
-    return rows
-
-
 @settings(max_examples=150, deadline=None)
 @given(st.integers(1, 40), st.integers(1, 300), st.integers(1, 4), st.integers(1, 12), st.integers(0, 2**31 - 1),
        st.sampled_from([np.float32, np.float64]), st.booleans())
@@ -95,7 +86,7 @@ def test_merge_equals_sorting_each_row_by_hand(m, n, n_parts, k, seed, dtype, co
     scores[scores == 0] = 1                                     # the kernel never returns a zero score
     parts = [sp.csr_matrix(np.where(offered & (owner == p), scores, 0).astype(dtype)) for p in range(n_parts)]
     merged = hp.merge_row_candidates(parts, k)
-    want = _brute_force_merge(parts, k)
+    want = merge_by_hand(parts, k)
     assert merged.dtype == dtype
     for i in range(m):
         got = list(zip(merged.data[merged.indptr[i]:merged.indptr[i + 1]].tolist(),

