@@ -16,34 +16,23 @@ from typing import Any
 import numpy as np
 import scipy.sparse as sp
 
+from recforge.backend import resolve_num_threads
 from recforge.distributed._worker import kernel_threads
 from recforge.distributed.blocks import job_token, run_blocks, run_job, scatter_everywhere
+from recforge.kernels.similarity import _half_product_pays
 
-#: the kernel's rule (recforge.kernels.similarity._half_product_pays): the half product pays when
-#: the multiply-adds are at least this many times the pairs they can yield; a mismatch would only
-#: change the speed, never the result (half and full products give the same scores, bit for bit)
-HALF_PRODUCT_RATIO = 4.0
 #: row-range grid on which pair_ranges evaluates the half-product work before refining each cut
 WORK_GRID = 64
 
 
 def half_product_pays(X: sp.csr_matrix) -> bool:
-    r"""Whether the kernel would take the half product for ``similarity_topk(X, k)``.
-
-    Row i's multiply-adds are :math:`w_i = \sum_{c \in x_i} \mathrm{df}_c` (df: entries per column);
-    the pairs it can yield are at most :math:`\min(w_i, m)`; it pays when
-    :math:`\sum_i w_i \ge 4 \sum_i \min(w_i, m)`.
-    """
+    """Whether the kernel would take the half product for ``similarity_topk(X, k)``: its own rule
+    (``recforge.kernels.similarity._half_product_pays``), with the column counts from X's
+    indices instead of a transpose."""
     if X.nnz == 0:
         return False
-    indices = X.indices[:X.nnz]
-    df = np.bincount(indices, minlength=X.shape[1])
-    df = df.astype(np.int32) if X.shape[0] <= np.iinfo(np.int32).max else df    # df <= m: a narrower gather
-    filled = np.flatnonzero(np.diff(X.indptr))           # reduceat needs each segment non-empty
-    work = np.zeros(X.shape[0])
-    work[filled] = np.add.reduceat(df[indices], X.indptr[filled], dtype=np.int64)
-    pairs = np.minimum(work, X.shape[0]).sum()
-    return bool(pairs > 0 and work.sum() >= HALF_PRODUCT_RATIO * pairs)
+    df = np.bincount(X.indices[:X.nnz], minlength=X.shape[1])
+    return bool(_half_product_pays(X, df, resolve_num_threads(0)))
 
 
 def pair_ranges(X: sp.csr_matrix, shards: int) -> list[slice]:

@@ -168,7 +168,7 @@ def _similarity_core_cpu(X, corpus, kind, count, k, shrink, min_support, x_scale
                          symmetric, exclude, threads, pair_rows=None) -> sp.csr_matrix:
     """The compiled CPU core on prepared operands (Y is transposed here)."""
     Yt = v.transpose_csr(corpus)
-    half = symmetric and (pair_rows is not None or _half_product_pays(X, Yt, threads))
+    half = symmetric and (pair_rows is not None or _half_product_pays(X, np.diff(Yt.indptr), threads))
     idx = v.index_dtype_for(X, Yt, *([] if exclude is None else [exclude]))
     return run_core(X, candidate_arrays(Yt, corpus.shape[0], kind, idx), corpus.shape[0], kind, count, k, shrink,
                     min_support, x_scale, y_scale, x_size, y_size, symmetric, half, exclude, idx, threads,
@@ -276,14 +276,16 @@ def bound_exceeds_float32(x_parts: tuple[float, int], y_parts: tuple[float, int]
     return x_parts[0] * y_parts[0] * min(x_parts[1], y_parts[1]) >= v.FLOAT32_MAX
 
 
-def _half_product_pays(X: sp.csr_matrix, Xt: sp.csr_matrix, threads: int, ratio: float = 4.0) -> bool:
-    """Whether forming each pair once (half the multiply-adds) beats the plain product.
+def _half_product_pays(X: sp.csr_matrix, column_counts: np.ndarray, threads: int, ratio: float = 4.0) -> bool:
+    r"""Whether forming each pair once (half the multiply-adds) beats the plain product.
 
     The half product offers every pair to two shared row buffers, so it pays when the
-    multiply-adds per row (work) dwarf the pairs they produce (at most min(n, work) per row).
+    multiply-adds per row, :math:`w_i = \sum_{c \in x_i} \mathrm{df}_c` (``column_counts``: X's
+    entries per column), dwarf the pairs they produce (at most :math:`\min(w_i, m)` per row):
+    :math:`\sum_i w_i \ge \mathrm{ratio} \sum_i \min(w_i, m)`.
     """
     work = _core.row_weight_sums(indptr=v.contiguous(X.indptr), indices=v.contiguous(X.indices),
-                                 weights=np.diff(Xt.indptr).astype(np.float64), num_threads=threads)
+                                 weights=np.asarray(column_counts, dtype=np.float64), num_threads=threads)
     pairs = np.minimum(work, X.shape[0]).sum()
     return pairs > 0 and work.sum() >= ratio * pairs
 
