@@ -296,7 +296,12 @@ class NeighbourhoodModel(Recommender):
         left = self._left_operand(codes, rows)
         found = similarity_topk(left, n, self._score_candidates, metric="dot", exclude=exclude,
                                 num_threads=int(self.num_threads))
+        return self._completed(found, n, exclude, left)
 
+    def _completed(self, found: sp.csr_matrix, n: int, exclude: sp.csr_matrix | None,
+                   left: sp.csr_matrix) -> tuple[np.ndarray, np.ndarray]:
+        """The kernel's top-n of non-zero scores completed to n items per row, rows with negative
+        scores re-ranked exactly from the left operand (``complete_sparse_topn``)."""
         def exact_rows(which):
             return self._scores_of(left[which]).toarray()
 
@@ -321,13 +326,8 @@ class NeighbourhoodModel(Recommender):
         if indices.shape[0] == m * n and data.min() > 0:
             return indices.astype(np.int64).reshape(m, n), data.astype(np.float32).reshape(m, n)
         shape = (m, self.n_items_)
-        left = stored_csr(xp, xi, xd, shape)
         exclude = None if excluded is None else stored_csr(ep, ei, None, shape)
-
-        def exact_rows(which):
-            return self._scores_of(left[which]).toarray()
-
-        return complete_sparse_topn(stored_csr(indptr, indices, data, shape), n, exclude, exact_rows)
+        return self._completed(stored_csr(indptr, indices, data, shape), n, exclude, stored_csr(xp, xi, xd, shape))
 
     def _left_operand(self, codes: np.ndarray, rows: sp.csr_matrix) -> sp.csr_matrix:
         """Rows whose dot product with the score operand gives each user's item scores."""
