@@ -25,6 +25,12 @@ Script mode (single-process and distributed calls alternated round by round, wal
 
 and with ``--timeline`` each distributed call's steps (the client's tests, scattering X, the
 tasks, the merge) with their wall and the client's and workers' CPU seconds.
+
+``--retain-memory`` runs this process and the workers with
+``recforge.distributed.cluster.RETAINED_MEMORY_ENVIRON`` (freed memory kept for the next call
+instead of being returned to the system; see :mod:`recforge.distributed.cluster`): both sides of
+the ratio then reuse their warm pages, where by default the workers (Dask's
+``MALLOC_TRIM_THRESHOLD_=65536``, tasks in executor threads) map fresh pages for every call.
 """
 from __future__ import annotations
 
@@ -67,7 +73,7 @@ def shipping(X, workers: int) -> dict:
     from recforge.distributed.similarity import lean
     from recforge.kernels import prepare_candidates
 
-    if half_product_pays(X):
+    if workers <= 1 or half_product_pays(X):      # as recforge.distributed.similarity_topk decides
         ranges = pair_ranges(X, workers)
         return dict(path="half-product shards" if len(ranges) > 1 else "one call on the worker", tasks=len(ranges),
                     scattered_bytes_per_worker=csr_bytes(X), task_bytes=len(pickle.dumps((K, 0, X.shape[0]))))
@@ -106,7 +112,17 @@ def test_distributed_similarity_topk(benchmark, size, layout, threads):
         benchmark(run)
 
 
-def interleaved(size: str, rounds: int, layouts: list[str], threads: int = 2, users_fraction: float = 1.0) -> None:
+def memory_settings(retain_memory: bool):
+    """Where the benchmark's LocalClusters start: Dask's defaults, or retained memory."""
+    from contextlib import nullcontext
+
+    from recforge.distributed.cluster import retained_memory
+
+    return retained_memory() if retain_memory else nullcontext()
+
+
+def interleaved(size: str, rounds: int, layouts: list[str], threads: int = 2, users_fraction: float = 1.0,
+                retain_memory: bool = False) -> None:
     """Script mode: single-process and distributed calls alternated round by round in one
     process (a noisy machine slows both alike, so each round's ratio is meaningful), with the
     workers' compute time per task from Dask's task stream."""
@@ -120,12 +136,13 @@ def interleaved(size: str, rounds: int, layouts: list[str], threads: int = 2, us
 
     X = item_matrix(size, users_fraction)
     want = similarity_topk(X, K, num_threads=threads)
-    print(f"{size} (users fraction {users_fraction}): X {X.shape}, {X.nnz} entries; load {os.getloadavg()}",
-          flush=True)
+    print(f"{size} (users fraction {users_fraction}): X {X.shape}, {X.nnz} entries; load {os.getloadavg()}; "
+          f"{'retained memory' if retain_memory else 'default memory settings'}", flush=True)
     for layout in layouts:
         workers, per_worker = map(int, layout.split("x"))
-        with LocalCluster(n_workers=workers, threads_per_worker=per_worker, processes=True,
-                          dashboard_address=":0") as cluster, Client(cluster) as client:
+        with memory_settings(retain_memory), \
+                LocalCluster(n_workers=workers, threads_per_worker=per_worker, processes=True,
+                             dashboard_address=":0") as cluster, Client(cluster) as client:
             assert same_csr(rd.similarity_topk(X, K, client=client), want), f"{layout}: differs from the kernel"
             print(f"{layout}: {shipping(X, workers)}", flush=True)
             ratios, cpu_ratios = [], []
@@ -149,7 +166,8 @@ def interleaved(size: str, rounds: int, layouts: list[str], threads: int = 2, us
                   f"over {rounds} rounds", flush=True)
 
 
-def timeline(size: str, rounds: int, layouts: list[str], threads: int = 2, users_fraction: float = 1.0) -> None:
+def timeline(size: str, rounds: int, layouts: list[str], threads: int = 2, users_fraction: float = 1.0,
+             retain_memory: bool = False) -> None:
     """Script mode ``--timeline``: rd.similarity_topk(X, K) on a warmed cluster with each step
     timed (wall, this process's CPU seconds: client, scheduler and nannies of a LocalCluster; the
     workers' CPU seconds), next to the in-process kernel's wall and CPU seconds in the same round.
@@ -179,8 +197,9 @@ def timeline(size: str, rounds: int, layouts: list[str], threads: int = 2, users
 
     for layout in layouts:
         workers, per_worker = map(int, layout.split("x"))
-        with LocalCluster(n_workers=workers, threads_per_worker=per_worker, processes=True,
-                          dashboard_address=":0") as cluster, Client(cluster) as client:
+        with memory_settings(retain_memory), \
+                LocalCluster(n_workers=workers, threads_per_worker=per_worker, processes=True,
+                             dashboard_address=":0") as cluster, Client(cluster) as client:
             assert same_csr(rd.similarity_topk(X, K, client=client), want), f"{layout}: differs from the kernel"
             for r in range(rounds):
                 start, cpu = time.perf_counter(), cpu_seconds(None)
@@ -241,6 +260,18 @@ if __name__ == "__main__":
     parser.add_argument("--users-fraction", type=float, default=1.0,
                         help="keep this seeded random share of the users (quicker rounds; 1: all)")
     parser.add_argument("--timeline", action="store_true", help=timeline.__doc__.split(".")[0])
+    parser.add_argument("--retain-memory", action="store_true",
+                        help="this process and the workers keep freed memory (RETAINED_MEMORY_ENVIRON)")
     args = parser.parse_args()
+    if args.retain_memory:
+        import os
+        import sys
+
+        from recforge.distributed.cluster import RETAINED_MEMORY_ENVIRON
+
+        if any(os.environ.get(name) != value for name, value in RETAINED_MEMORY_ENVIRON.items()):
+            # glibc reads these when the process starts: start it again with them
+            os.execvpe(sys.executable, [sys.executable, "-m", "benchmarks.bench_distributed", *sys.argv[1:]],
+                       {**os.environ, **RETAINED_MEMORY_ENVIRON})
     (timeline if args.timeline else interleaved)(args.size, args.rounds, args.layouts.split(","), args.threads,
-                                                 args.users_fraction)
+                                                 args.users_fraction, args.retain_memory)

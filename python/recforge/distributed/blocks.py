@@ -52,12 +52,16 @@ def scatter_everywhere(client: Any, data: Any, attempts: int = 3) -> Any:
     in the same cluster intermittently lost it (test_distributed, 2 of 3 runs).
 
     Sent straight to the workers (:func:`sends_direct`) where the client surely reaches them,
-    not through the scheduler, which would receive and send every byte once more.
+    not through the scheduler, which would receive and send every byte once more; wrapped in a
+    :class:`~recforge.distributed.shipping.Shipment`, so its arrays arrive aligned (no copy on
+    the workers).
     """
+    from recforge.distributed.shipping import Shipment
+
     direct = sends_direct(client)
     for attempt in range(attempts):
         try:
-            return client.scatter(data, broadcast=True, hash=False, direct=direct)
+            return client.scatter(Shipment(data), broadcast=True, hash=False, direct=direct)
         except (KeyError, OSError):
             if attempt == attempts - 1:
                 raise

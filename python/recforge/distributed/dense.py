@@ -10,6 +10,7 @@ from recforge.distributed._worker import kernel_threads
 from recforge.distributed.blocks import job_token, row_blocks, run_blocks, run_job, scatter_everywhere
 from recforge.distributed.cluster import resolve_client
 from recforge.distributed.parquet import ParquetOutput, parse_output, write_partition
+from recforge.distributed.shipping import landed
 from recforge.kernels import _validation as v
 
 
@@ -17,6 +18,7 @@ def _block(Q_block: np.ndarray, V: np.ndarray, start: int, k: int, exclude_block
            num_threads: int | None, folder: str | None):
     from recforge.kernels import dense_topk
 
+    V = landed(V)
     idx, scores = dense_topk(Q_block, V, k, exclude=exclude_block, metric=metric,
                              num_threads=kernel_threads(num_threads))
     if folder is None:

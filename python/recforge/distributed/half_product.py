@@ -19,6 +19,7 @@ import scipy.sparse as sp
 from recforge.backend import resolve_num_threads
 from recforge.distributed._worker import kernel_threads
 from recforge.distributed.blocks import job_token, run_blocks, run_job, scatter_everywhere
+from recforge.distributed.shipping import landed
 from recforge.kernels.similarity import _half_product_pays
 
 #: row-range grid on which pair_ranges evaluates the half-product work before refining each cut
@@ -115,6 +116,7 @@ def _shard(X: sp.csr_matrix, k: int, start: int, stop: int, exclude: sp.csr_matr
            kernel_args: dict) -> sp.csr_matrix:
     from recforge.kernels import similarity_topk
 
+    X, exclude = landed(X), landed(exclude)
     args = dict(kernel_args)
     args["num_threads"] = kernel_threads(args.get("num_threads"))
     whole = start == 0 and stop == X.shape[0]

@@ -8,11 +8,12 @@ import numpy as np
 from recforge.distributed.blocks import job_token, row_blocks, run_blocks, run_job, scatter_everywhere
 from recforge.distributed.cluster import resolve_client
 from recforge.distributed.parquet import ParquetOutput, parse_output, write_partition
+from recforge.distributed.shipping import landed
 from recforge.kernels import _validation as v
 
 
 def _block(model: Any, users: np.ndarray, start: int, n: int, recommend_args: dict, folder: str | None):
-    items, scores = model.recommend(users, n, **recommend_args)
+    items, scores = landed(model).recommend(users, n, **recommend_args)
     if folder is None:
         return items, scores
     return write_partition(folder, start, {

@@ -13,6 +13,7 @@ from recforge.distributed.candidates import ScatteredCandidates
 from recforge.distributed.cluster import resolve_client
 from recforge.distributed.half_product import half_product_pays, sharded_half_product
 from recforge.distributed.parquet import ParquetOutput, csr_rows_columns, parse_output, write_partition
+from recforge.distributed.shipping import landed
 from recforge.kernels import _validation as v
 
 
@@ -20,6 +21,7 @@ def _block(X_block: sp.csr_matrix, candidates: Any, start: int, k: int, symmetri
            exclude_block: sp.csr_matrix | None, kernel_args: dict, folder: str | None):
     from recforge.kernels import similarity_topk
 
+    candidates = landed(candidates)
     m, n = X_block.shape[0], candidates.shape[0]
     exclude = exclude_block
     if symmetric:
