@@ -20,11 +20,14 @@ Memory that workers free: Dask starts workers with ``MALLOC_TRIM_THRESHOLD_=6553
 runs in an executor thread, whose glibc arena maps every large buffer (a transpose, a received
 matrix) fresh and unmaps it when freed. Where fresh pages are costly — virtual machines that hand
 freed memory back to the host, where the next touch faults twice — that costs a 20M-entry
-similarity job about 10% (ml20m-like, 1 worker x 2 threads: 1.10-1.13x the single-process call,
-against 0.98-1.02x with the settings below). :data:`RETAINED_MEMORY_ENVIRON` keeps freed memory in
+similarity job over 10% (ml20m-like, 1 worker x 2 threads: medians of 1.12-1.15x the
+single-process call, against 0.98-1.00x with the settings below). :data:`RETAINED_MEMORY_ENVIRON` keeps freed memory in
 the worker for its next task instead (its resident memory stays at its peak, which Dask's memory
 limits count): ``with retained_memory(): LocalCluster(...)``, or those variables in the
-environment of ``dask worker``.
+environment of ``dask worker``. Its one malloc arena is shared by the worker's threads: measured
+with two threads per worker (the 20M kernel call alone, in processes of its own: 6.91-7.18 s
+under these settings, 6.82-7.32 s under glibc's defaults); with many threads per worker, measure
+before adopting it.
 """
 from __future__ import annotations
 
