@@ -26,17 +26,21 @@ from recforge.kernels.similarity import _half_product_pays
 WORK_GRID = 64
 
 
-def half_product_pays(X: sp.csr_matrix) -> bool:
+def column_counts(X: sp.csr_matrix) -> np.ndarray:
+    """X's entries per column (one pass over its indices, no transpose)."""
+    return np.bincount(X.indices[:X.nnz], minlength=X.shape[1])
+
+
+def half_product_pays(X: sp.csr_matrix, df: np.ndarray | None = None) -> bool:
     """Whether the kernel would take the half product for ``similarity_topk(X, k)``: its own rule
-    (``recforge.kernels.similarity._half_product_pays``), with the column counts from X's
-    indices instead of a transpose."""
+    (``recforge.kernels.similarity._half_product_pays``), with the column counts ``df``
+    (:func:`column_counts`, computed when not given) instead of a transpose."""
     if X.nnz == 0:
         return False
-    df = np.bincount(X.indices[:X.nnz], minlength=X.shape[1])
-    return bool(_half_product_pays(X, df, resolve_num_threads(0)))
+    return bool(_half_product_pays(X, column_counts(X) if df is None else df, resolve_num_threads(0)))
 
 
-def pair_ranges(X: sp.csr_matrix, shards: int) -> list[slice]:
+def pair_ranges(X: sp.csr_matrix, shards: int, df: np.ndarray | None = None) -> list[slice]:
     r"""Row ranges of X with about equal half-product work, one per shard.
 
     Row i's work is :math:`\sum_{c \in x_i} |\{j > i : c \in x_j\}|`, the multiply-adds of its
@@ -49,7 +53,7 @@ def pair_ranges(X: sp.csr_matrix, shards: int) -> list[slice]:
     if shards <= 1 or m == 0 or X.nnz == 0:
         return [slice(0, m)]
     indices, indptr = X.indices[:X.nnz], X.indptr
-    df = np.bincount(indices, minlength=d).astype(np.float64)
+    df = (column_counts(X) if df is None else df).astype(np.float64)
     grid = np.unique(np.linspace(0, m, min(m, WORK_GRID) + 1).astype(np.int64))
     counts = np.zeros(d)
     work_at = np.zeros(grid.size)     # W at each grid row
@@ -126,18 +130,27 @@ def _shard(X: sp.csr_matrix, k: int, start: int, stop: int, exclude: sp.csr_matr
 
 
 def sharded_half_product(client: Any, X: sp.csr_matrix, k: int, exclude: sp.csr_matrix | None,
-                         kernel_args: dict) -> sp.csr_matrix:
+                         kernel_args: dict, df: np.ndarray | None = None) -> sp.csr_matrix:
     """Y=None as the half product in row-range shards (one per worker), merged row by row.
 
     X (and ``exclude``) are scattered to every worker once; each task carries only its range.
-    One worker runs the plain kernel call on all rows (the single-process computation).
+    One worker runs the plain kernel call on all rows (the single-process computation). The
+    first scatter runs while the client cuts the ranges (``df``: X's column counts, when known).
     """
-    shards = pair_ranges(X, max(len(client.nthreads()), 1))
+    from concurrent.futures import ThreadPoolExecutor
+
     token = job_token("similarity-half", X, k, sorted(kernel_args.items()), exclude)
 
+    def scatter_operands():
+        return scatter_everywhere(client, X), None if exclude is None else scatter_everywhere(client, exclude)
+
+    with ThreadPoolExecutor(1, thread_name_prefix="recforge-scatter") as pool:
+        first_scatter = [pool.submit(scatter_operands)]
+        shards = pair_ranges(X, max(len(client.nthreads()), 1), df)
+        first_scatter[0].exception()      # wait for it here (its error, if any, is raised in attempt)
+
     def attempt():
-        scattered_x = scatter_everywhere(client, X)
-        scattered_ex = None if exclude is None else scatter_everywhere(client, exclude)
+        scattered_x, scattered_ex = first_scatter.pop().result() if first_scatter else scatter_operands()
         return run_blocks(client, "similarity-half", token, _shard, shards,
                           lambda b: (scattered_x, k, b.start, b.stop, scattered_ex), kernel_args=kernel_args)
 

@@ -11,7 +11,7 @@ from recforge.distributed._worker import kernel_threads
 from recforge.distributed.blocks import job_token, row_blocks, run_blocks, run_job, scatter_everywhere
 from recforge.distributed.candidates import ScatteredCandidates
 from recforge.distributed.cluster import resolve_client
-from recforge.distributed.half_product import half_product_pays, sharded_half_product
+from recforge.distributed.half_product import column_counts, half_product_pays, sharded_half_product
 from recforge.distributed.parquet import ParquetOutput, csr_rows_columns, parse_output, write_partition
 from recforge.distributed.shipping import landed
 from recforge.kernels import _validation as v
@@ -89,8 +89,10 @@ def similarity_topk(X: Any, k: int, Y: Any = None, *, client: Any = None, block_
         exclude = v.as_pattern(exclude, "exclude", (X.shape[0], candidates.shape[0]))
     folder = parse_output(output)
     workers = len(client.nthreads())
-    if half_product_shards and symmetric and folder is None and (workers <= 1 or half_product_pays(X)):
-        return sharded_half_product(client, X, k, exclude, kernel_args)
+    if half_product_shards and symmetric and folder is None:
+        df = None if workers <= 1 else column_counts(X)      # shared by the test and the range cuts
+        if workers <= 1 or half_product_pays(X, df):
+            return sharded_half_product(client, X, k, exclude, kernel_args, df)
     blocks = row_blocks(X.shape[0], block_rows, workers)
     token = job_token("similarity", X, handle.future().key if handle is not None else candidates, k,
                       sorted(kernel_args.items()), exclude, output)
