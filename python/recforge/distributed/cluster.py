@@ -3,8 +3,7 @@
 ``client=None``: the current default client if one exists (``Client(...)`` made earlier in this
 process), else a ``LocalCluster`` sized to this machine (one worker process per two cores, keeping
 the memory they free: :data:`RETAINED_MEMORY_ENVIRON`), started once per process with its
-dashboard link printed. A ``distributed.Client`` runs on whatever it is
-connected to:
+dashboard link printed. A ``distributed.Client`` runs on whatever it is connected to:
 
 * a scheduler address — ``Client("tcp://10.0.0.5:8786")`` after ``dask scheduler`` and
   ``dask worker tcp://10.0.0.5:8786 --nthreads 8`` on each machine;
@@ -21,10 +20,10 @@ runs in an executor thread, whose glibc arena maps every large buffer (a transpo
 matrix) fresh and unmaps it when freed. Where fresh pages are costly — virtual machines that hand
 freed memory back to the host, where the next touch faults twice — that costs a 20M-entry
 similarity job over 10% (ml20m-like, 1 worker x 2 threads: medians of 1.12-1.15x the
-single-process call, against 0.98-1.00x with the settings below). :data:`RETAINED_MEMORY_ENVIRON` keeps freed memory in
-the worker for its next task instead (its resident memory stays at its peak, which Dask's memory
-limits count): ``with retained_memory(): LocalCluster(...)``, or those variables in the
-environment of ``dask worker``. Its one malloc arena is shared by the worker's threads: measured
+single-process call, against 0.98-1.00x with the settings below). :data:`RETAINED_MEMORY_ENVIRON`
+keeps freed memory in the worker for its next task instead (its resident memory stays at its peak,
+which Dask's memory limits count): ``with retained_memory(): LocalCluster(...)``, or those
+variables in the environment of ``dask worker``. Its one malloc arena is shared by the worker's threads: measured
 with two threads per worker (the 20M kernel call alone, in processes of its own: 6.91-7.18 s
 under these settings, 6.82-7.32 s under glibc's defaults); with many threads per worker, measure
 before adopting it.
