@@ -115,3 +115,28 @@ def test_workers_started_under_retained_memory_keep_what_they_free():
     finally:
         os.environ.clear()
         os.environ.update(environ_before)
+
+
+def test_the_cluster_started_for_client_none_keeps_freed_memory():
+    """In a fresh process (no default client): resolve_client() starts a LocalCluster, prints its
+    dashboard link, and its workers run with the retained-memory settings."""
+    import json
+    import subprocess
+    import sys
+
+    script = (
+        "import json, os\n"
+        "from recforge.distributed.cluster import resolve_client\n"
+        "client = resolve_client()\n"
+        "names = ('MALLOC_ARENA_MAX', 'MALLOC_MMAP_MAX_', 'MALLOC_TRIM_THRESHOLD_')\n"
+        "seen = client.run(lambda: {n: os.environ.get(n) for n in names})\n"
+        "print(json.dumps(list(seen.values())))\n"
+        "client.close()\n"
+    )
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "started a LocalCluster" in done.stdout and "dashboard: http" in done.stdout
+    from recforge.distributed.cluster import RETAINED_MEMORY_ENVIRON
+
+    per_worker = json.loads(done.stdout.strip().splitlines()[-1])
+    assert per_worker and all(seen == RETAINED_MEMORY_ENVIRON for seen in per_worker)
