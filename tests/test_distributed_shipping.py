@@ -140,3 +140,10 @@ def test_the_cluster_started_for_client_none_keeps_freed_memory():
 
     per_worker = json.loads(done.stdout.strip().splitlines()[-1])
     assert per_worker and all(seen == RETAINED_MEMORY_ENVIRON for seen in per_worker)
+
+
+def test_what_cannot_be_shipped_fails_on_the_client(client):
+    import threading
+
+    with pytest.raises(TypeError, match="Could not serialize"):
+        scatter_everywhere(client, {"unpicklable": threading.Lock()})

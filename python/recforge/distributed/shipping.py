@@ -37,12 +37,8 @@ def _register() -> None:
 
     @dask_serialize.register(Shipment)
     def _serialize(shipment: Shipment) -> tuple[dict, list]:
-        header, frames = serialize(shipment.payload)
-        # compression False (none, as for None) also tells Dask not to cut a frame into shards,
-        # which the receiver would copy back together into one more buffer of the array's size
-        return ({"payload": header, "compression": (None,) * (1 + len(frames))} if header.get("compression")
-                else {"payload": header, "compression": (None,) + (False,) * len(frames)},
-                [memoryview(np.zeros(LEAD_BYTES, np.uint8)), *frames])
+        header, frames = serialize(shipment.payload, on_error="raise")
+        return {"payload": header}, [memoryview(np.zeros(LEAD_BYTES, np.uint8)), *frames]
 
     @dask_deserialize.register(Shipment)
     def _deserialize(header: dict, frames: list) -> Shipment:
