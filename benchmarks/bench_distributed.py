@@ -18,7 +18,8 @@ count, the bytes scattered to each worker and the largest task's own bytes (its 
 
     pytest benchmarks/bench_distributed.py --benchmark-only --bench-sizes ml20m-like
 
-Script mode (single-process and distributed calls alternated round by round, wall and CPU ratios):
+Script mode (single-process and distributed calls alternated round by round, wall and CPU ratios;
+the same measurement as ``recforge bench --backend dask``, :mod:`recforge.bench.distributed`):
 
     OMP_NUM_THREADS=2 OMP_WAIT_POLICY=passive python -m benchmarks.bench_distributed ml20m-like \
         --rounds 5 --layouts 1x2,2x1
@@ -34,53 +35,26 @@ the ratio then reuse their warm pages, where by default the workers (Dask's
 """
 from __future__ import annotations
 
-import pickle
-
 import numpy as np
 import pytest
 
 from benchmarks.harness import kernel_inputs
+from recforge.bench.distributed import K, cpu_seconds, run_distributed_benchmark, same_csr, shipping
+from recforge.bench.distributed import item_matrix as items_by_users
 
 SIZES = ("tiny", "small", "medium", "ml20m-like")
-K = 50
-
-
-def same_csr(a, b) -> bool:
-    return (a.shape == b.shape and np.array_equal(a.indptr, b.indptr) and np.array_equal(a.indices, b.indices)
-            and np.array_equal(a.data, b.data))
 
 
 def item_matrix(size: str, users_fraction: float = 1.0):
     """The size's items x users matrix (sorted indices); with ``users_fraction`` < 1 only a seeded
     random share of the users (columns): the same items and result size, about that share of the
     kernel's work (quicker rounds on a busy machine)."""
-    X = kernel_inputs(size).R.T.tocsr()
+    X = items_by_users(kernel_inputs(size).R)
     if users_fraction < 1.0:
         keep = np.sort(np.random.default_rng(0).choice(X.shape[1], int(X.shape[1] * users_fraction), replace=False))
         X = X[:, keep].tocsr()
-    X.sort_indices()
+        X.sort_indices()
     return X
-
-
-def csr_bytes(X) -> int:
-    return X.data.nbytes + X.indices.nbytes + X.indptr.nbytes
-
-
-def shipping(X, workers: int) -> dict:
-    """What rd.similarity_topk(X, K) ships for Y=None: its path, tasks, bytes per worker and per task."""
-    from recforge.distributed.blocks import row_blocks
-    from recforge.distributed.half_product import half_product_pays, pair_ranges
-    from recforge.distributed.similarity import lean
-    from recforge.kernels import prepare_candidates
-
-    if workers <= 1 or half_product_pays(X):      # as recforge.distributed.similarity_topk decides
-        ranges = pair_ranges(X, workers)
-        return dict(path="half-product shards" if len(ranges) > 1 else "one call on the worker", tasks=len(ranges),
-                    scattered_bytes_per_worker=csr_bytes(X), task_bytes=len(pickle.dumps((K, 0, X.shape[0]))))
-    blocks = row_blocks(X.shape[0], None, workers)
-    operand = len(pickle.dumps(lean(prepare_candidates(X)), protocol=5))
-    return dict(path="row blocks", tasks=len(blocks), scattered_bytes_per_worker=operand,
-                task_bytes=max(csr_bytes(X[b]) for b in blocks))
 
 
 @pytest.mark.parametrize("layout", ["single-process", "dask-1xT", "dask-Tx1"])
@@ -125,45 +99,31 @@ def interleaved(size: str, rounds: int, layouts: list[str], threads: int = 2, us
                 retain_memory: bool = False) -> None:
     """Script mode: single-process and distributed calls alternated round by round in one
     process (a noisy machine slows both alike, so each round's ratio is meaningful), with the
-    workers' compute time per task from Dask's task stream."""
+    workers' compute time per task from Dask's task stream
+    (:func:`recforge.bench.distributed.run_distributed_benchmark`)."""
     import os
-    import time
 
-    from distributed import Client, LocalCluster, get_task_stream
-
-    import recforge.distributed as rd
-    from recforge.kernels import similarity_topk
+    from recforge.bench.distributed import parse_layouts
 
     X = item_matrix(size, users_fraction)
-    want = similarity_topk(X, K, num_threads=threads)
     print(f"{size} (users fraction {users_fraction}): X {X.shape}, {X.nnz} entries; load {os.getloadavg()}; "
           f"{'retained memory' if retain_memory else 'default memory settings'}", flush=True)
-    for layout in layouts:
-        workers, per_worker = map(int, layout.split("x"))
-        with memory_settings(retain_memory), \
-                LocalCluster(n_workers=workers, threads_per_worker=per_worker, processes=True,
-                             dashboard_address=":0") as cluster, Client(cluster) as client:
-            assert same_csr(rd.similarity_topk(X, K, client=client), want), f"{layout}: differs from the kernel"
-            print(f"{layout}: {shipping(X, workers)}", flush=True)
-            ratios, cpu_ratios = [], []
-            for r in range(rounds):
-                start, cpu = time.perf_counter(), cpu_seconds(None)
-                similarity_topk(X, K, num_threads=threads)
-                single, single_cpu = time.perf_counter() - start, cpu_seconds(None) - cpu
-                with get_task_stream(client=client) as stream:
-                    start, cpu = time.perf_counter(), cpu_seconds(client)
-                    rd.similarity_topk(X, K, client=client)
-                    dist, dist_cpu = time.perf_counter() - start, cpu_seconds(client) - cpu
-                compute = [sum(s["stop"] - s["start"] for s in t["startstops"] if s["action"] == "compute")
-                           for t in stream.data]
-                ratios.append(dist / single)
-                cpu_ratios.append(dist_cpu / single_cpu)
-                print(f"{layout} round {r}: single {single:.2f} s ({single_cpu:.2f} CPU s), distributed {dist:.2f} s "
-                      f"({dist_cpu:.2f} CPU s, client and workers), ratio {ratios[-1]:.3f} (CPU {cpu_ratios[-1]:.3f}); "
-                      f"task compute {', '.join(f'{c:.2f}' for c in compute)} s; load {os.getloadavg()[0]:.1f}",
-                      flush=True)
-            print(f"{layout}: median ratio {np.median(ratios):.3f} (CPU time {np.median(cpu_ratios):.3f}) "
-                  f"over {rounds} rounds", flush=True)
+
+    def on_round(row, one):
+        if len(row["rounds"]) == 1:
+            print(f"{row['layout']}: " + str({key: row[key] for key in ("path", "tasks", "scattered_bytes_per_worker",
+                                                                          "task_bytes", "agrees")}), flush=True)
+        print(f"{row['layout']} round {len(row['rounds']) - 1}: single {one['single_s']:.2f} s "
+              f"({one['single_cpu_s']:.2f} CPU s), distributed {one['distributed_s']:.2f} s "
+              f"({one['distributed_cpu_s']:.2f} CPU s, client and workers), ratio {one['ratio']:.3f} "
+              f"(CPU {one['cpu_ratio']:.3f}); task compute {', '.join(f'{c:.2f}' for c in one['task_compute_s'])} s; "
+              f"load {os.getloadavg()[0]:.1f}", flush=True)
+
+    report = run_distributed_benchmark(X, parse_layouts(",".join(layouts)), rounds, threads, retain_memory, on_round)
+    for row in report["layouts"]:
+        assert row["agrees"] == "identical", f"{row['layout']}: differs from the kernel"
+        print(f"{row['layout']}: median ratio {row['median_ratio']:.3f} (CPU time {row['median_cpu_ratio']:.3f}) "
+              f"over {rounds} rounds", flush=True)
 
 
 def timeline(size: str, rounds: int, layouts: list[str], threads: int = 2, users_fraction: float = 1.0,
@@ -236,17 +196,6 @@ def timeline(size: str, rounds: int, layouts: list[str], threads: int = 2, users
                     print(f"    {name:24s} {wall:7.3f} s  client {client_cpu:6.3f}  workers {worker_cpu:6.3f} CPU s",
                           flush=True)
                 print(f"    tasks' compute (task stream, summed) {compute:.3f} s", flush=True)
-
-
-def cpu_seconds(client) -> float:
-    """CPU seconds used so far by this process (with a LocalCluster's scheduler) and the workers."""
-    import resource
-
-    def used() -> float:
-        r = resource.getrusage(resource.RUSAGE_SELF)
-        return r.ru_utime + r.ru_stime
-
-    return used() + (0.0 if client is None else sum(client.run(used).values()))
 
 
 if __name__ == "__main__":

@@ -336,6 +336,40 @@ def test_bench_single_kernel_without_peers_on_a_dataset():
     assert "faiss" not in result.stdout and "similarity_topk:" not in result.stdout
 
 
+def test_bench_dask_backend_reports_each_layout(tmp_path):
+    pytest.importorskip("distributed")
+    import scipy.sparse as sp
+
+    from recforge.bench import synthetic
+
+    result = recforge("bench", "--backend", "dask", "--size", "tiny", "--layouts", "1x1,2x1", "--threads", "1",
+                      "--repeat", "2", "--out", str(tmp_path), "--no-progress")
+    assert result.returncode == 0, result.stderr
+    for header in ("layout", "path", "MB per worker", "single", "distributed", "ratio", "CPU ratio", "agrees"):
+        assert header in result.stdout, header
+    report = json.loads((tmp_path / "bench-dask.json").read_text())
+    X = sp.csr_matrix(synthetic("tiny").R).T.tocsr()       # items x users, as benchmarked
+    assert report["matrix"] == {"rows": X.shape[0], "cols": X.shape[1], "nnz": X.nnz}
+    assert [row["layout"] for row in report["layouts"]] == ["1x1", "2x1"]
+    for row in report["layouts"]:
+        assert row["agrees"] == "identical" and len(row["rounds"]) == 2
+        for r in row["rounds"]:
+            assert r["ratio"] == pytest.approx(r["distributed_s"] / r["single_s"])
+        assert row["median_ratio"] == pytest.approx(float(np.median([r["ratio"] for r in row["rounds"]])))
+    one = report["layouts"][0]
+    assert one["path"] == "one call on the worker" and one["tasks"] == 1
+    assert one["scattered_bytes_per_worker"] == X.data.nbytes + X.indices.nbytes + X.indptr.nbytes
+
+
+def test_bench_dask_backend_errors():
+    assert_one_line_error(recforge("bench", "--backend", "dask", "--layouts", "2y1"), "--layouts")
+    assert_one_line_error(recforge("bench", "--backend", "dask", "--layouts", "0x2"), "at least 1 worker")
+    assert_one_line_error(recforge("bench", "--backend", "dask", "--kernels", "dense_topk"), "--kernels")
+    assert_one_line_error(recforge("bench", "--backend", "dask", "--threads", "1,2"), "one count")
+    assert_one_line_error(recforge("bench", "--backend", "nope"), "unknown --backend 'nope'")
+    assert_one_line_error(recforge("bench", "--layouts", "1x2"), "--backend dask")
+
+
 # ---------------------------------------------------------------------------------- bench helpers
 def test_topk_rows_drops_the_diagonal_and_orders_scores():
     import scipy.sparse as sp

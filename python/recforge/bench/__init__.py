@@ -15,7 +15,9 @@
   present in :mod:`recforge.kernels` among similarity_topk, dense_topk and propagate, timed on
   the CPU at 1, 2, 4, ... cores threads, on CUDA when usable, and against the installed peers,
   all in this process on the same inputs; warm-up runs, then ``repeat`` timed runs; the median
-  and the spread (max - min) / median; every result checked against the first recforge result.
+  and the spread (max - min) / median; every result checked against the first recforge result;
+* :mod:`recforge.bench.distributed` — ``recforge bench --backend dask``: recforge.distributed on
+  LocalClusters of W workers x T threads against the single-process kernel (needs the dask extra).
 
 benchmarks/ times the same cases under pytest-benchmark (one group per kernel and size, one
 parametrised test per implementation). Work figures and their formulas: :mod:`recforge.bench.cases`.

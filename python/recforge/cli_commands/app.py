@@ -80,11 +80,33 @@ def bench_command(
     warmup: int = typer.Option(1, "--warmup", min=0, help="untimed runs before the timed ones"),
     peers: bool = typer.Option(True, "--peers/--no-peers", help="also time installed peer libraries"),
     out: Optional[Path] = typer.Option(None, "--out", "-o", help="write bench.json and bench.png here"),
+    backend: str = typer.Option("local", "--backend",
+                                help="local: the kernels on this machine, against peers; dask: recforge.distributed "
+                                     "on Dask LocalClusters against the single-process kernel"),
+    layouts: Optional[str] = typer.Option(None, "--layouts",
+                                          help="--backend dask: WORKERSxTHREADS, comma-separated "
+                                               "(default: 1xT,Tx1, T = --threads or the cores)"),
+    retain_memory: bool = typer.Option(False, "--retain-memory",
+                                       help="--backend dask: workers keep the memory they free "
+                                            "(recforge.distributed.cluster.retained_memory)"),
     data_dir: Optional[Path] = DataDir,
     no_download: bool = NoDownload,
     no_progress: bool = NoProgress,
 ) -> None:
-    """Benchmark the kernels on every backend and thread count, against peer libraries, in one process."""
+    """Benchmark the kernels on every backend and thread count, against peer libraries, in one process
+    (--backend dask: the distributed kernels' overhead and scaling, --repeat rounds per layout)."""
+    if backend == "dask":
+        if kernels is not None:
+            raise UserError("--kernels does not apply to --backend dask (it times similarity_topk)")
+        from recforge.cli_commands.bench_dask_command import bench_dask
+
+        bench_dask(size, dataset, threads, layouts, repeat, retain_memory, out, data_dir, not no_download,
+                   not no_progress)
+        return
+    if backend != "local":
+        raise UserError(f"unknown --backend {backend!r}; choose local or dask")
+    if layouts is not None or retain_memory:
+        raise UserError("--layouts and --retain-memory go with --backend dask")
     from recforge.cli_commands.bench_command import bench
 
     bench(size, dataset, kernels, threads, repeat, warmup, peers, out, data_dir, not no_download, not no_progress)
