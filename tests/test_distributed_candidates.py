@@ -55,6 +55,10 @@ def test_the_shipped_operand_leaves_its_source_behind():
     whole, shipped = len(pickle.dumps(P, protocol=5)), len(pickle.dumps(lean(P), protocol=5))
     source = Y.data.nbytes + Y.indices.nbytes + Y.indptr.nbytes
     assert shipped <= whole - source + 1024
+    from recforge.distributed.candidates import prepared_nbytes
+
+    assert prepared_nbytes(lean(P)) == prepared_nbytes(P) - source       # the array bytes a worker receives
+    assert shipped - 1024 <= prepared_nbytes(lean(P)) <= shipped             # pickle: those bytes + a header
     X = _matrix(50, 300, 0.2, 7)
     _same_csr(similarity_topk(X, 4, lean(P)), similarity_topk(X, 4, Y))
     with pytest.raises(TypeError, match="Y"):       # the plain path can never run on the stand-in

@@ -17,7 +17,6 @@ tasks and gathering (and merging) their results.
 """
 from __future__ import annotations
 
-import pickle
 import time
 from contextlib import nullcontext
 from typing import Any, Callable
@@ -60,6 +59,7 @@ def shipping(X: sp.csr_matrix, workers: int) -> dict[str, Any]:
     """What ``rd.similarity_topk(X, K)`` does on ``workers`` workers: its path, its tasks, the bytes
     scattered to each worker and the largest task's own bytes (its arguments)."""
     from recforge.distributed.blocks import row_blocks
+    from recforge.distributed.candidates import prepared_nbytes
     from recforge.distributed.half_product import half_product_pays, pair_ranges
     from recforge.distributed.similarity import lean
     from recforge.kernels import prepare_candidates
@@ -67,9 +67,10 @@ def shipping(X: sp.csr_matrix, workers: int) -> dict[str, Any]:
     if workers <= 1 or half_product_pays(X):      # as recforge.distributed.similarity_topk decides
         ranges = pair_ranges(X, workers)
         return dict(path="half-product shards" if len(ranges) > 1 else "one call on the worker", tasks=len(ranges),
-                    scattered_bytes_per_worker=csr_bytes(X), task_bytes=len(pickle.dumps((K, 0, X.shape[0]))))
+                    scattered_bytes_per_worker=csr_bytes(X),
+                    task_bytes=3 * np.dtype(np.int64).itemsize)      # k and the row range: three integers
     blocks = row_blocks(X.shape[0], None, workers)
-    operand = len(pickle.dumps(lean(prepare_candidates(X)), protocol=5))
+    operand = prepared_nbytes(lean(prepare_candidates(X)))      # the arrays a worker receives
     return dict(path="row blocks", tasks=len(blocks), scattered_bytes_per_worker=operand,
                 task_bytes=max(csr_bytes(X[b]) for b in blocks))
 

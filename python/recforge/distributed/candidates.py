@@ -14,6 +14,8 @@ from __future__ import annotations
 
 from typing import Any
 
+import scipy.sparse as sp
+
 from recforge.distributed.blocks import scatter_everywhere
 from recforge.distributed.cluster import resolve_client
 
@@ -85,5 +87,5 @@ def prepared_nbytes(prepared: Any) -> int:
         value = getattr(prepared, name, None)
         for a in (value if isinstance(value, tuple) else (value,)):
             total += a.nbytes if isinstance(a, np.ndarray) else 0
-    source = prepared.source
-    return total + source.data.nbytes + source.indices.nbytes + source.indptr.nbytes
+    source = prepared.source     # not shipped when recforge.distributed.similarity.lean replaced it
+    return total + (source.data.nbytes + source.indices.nbytes + source.indptr.nbytes if sp.issparse(source) else 0)
