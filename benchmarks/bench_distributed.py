@@ -39,7 +39,8 @@ import numpy as np
 import pytest
 
 from benchmarks.harness import kernel_inputs
-from recforge.bench.distributed import K, cpu_seconds, run_distributed_benchmark, same_csr, shipping
+from recforge.bench.distributed import (K, cpu_seconds, memory_settings, parse_layouts, run_distributed_benchmark,
+                                        same_csr, shipping)
 from recforge.bench.distributed import item_matrix as items_by_users
 
 SIZES = ("tiny", "small", "medium", "ml20m-like")
@@ -86,24 +87,13 @@ def test_distributed_similarity_topk(benchmark, size, layout, threads):
         benchmark(run)
 
 
-def memory_settings(retain_memory: bool):
-    """Where the benchmark's LocalClusters start: Dask's defaults, or retained memory."""
-    from contextlib import nullcontext
-
-    from recforge.distributed.cluster import retained_memory
-
-    return retained_memory() if retain_memory else nullcontext()
-
-
-def interleaved(size: str, rounds: int, layouts: list[str], threads: int = 2, users_fraction: float = 1.0,
+def interleaved(size: str, rounds: int, layouts: list[tuple[int, int]], threads: int = 2, users_fraction: float = 1.0,
                 retain_memory: bool = False) -> None:
     """Script mode: single-process and distributed calls alternated round by round in one
     process (a noisy machine slows both alike, so each round's ratio is meaningful), with the
     workers' compute time per task from Dask's task stream
     (:func:`recforge.bench.distributed.run_distributed_benchmark`)."""
     import os
-
-    from recforge.bench.distributed import parse_layouts
 
     X = item_matrix(size, users_fraction)
     print(f"{size} (users fraction {users_fraction}): X {X.shape}, {X.nnz} entries; load {os.getloadavg()}; "
@@ -119,14 +109,14 @@ def interleaved(size: str, rounds: int, layouts: list[str], threads: int = 2, us
               f"(CPU {one['cpu_ratio']:.3f}); task compute {', '.join(f'{c:.2f}' for c in one['task_compute_s'])} s; "
               f"load {os.getloadavg()[0]:.1f}", flush=True)
 
-    report = run_distributed_benchmark(X, parse_layouts(",".join(layouts)), rounds, threads, retain_memory, on_round)
+    report = run_distributed_benchmark(X, layouts, rounds, threads, retain_memory, on_round)
     for row in report["layouts"]:
         assert row["agrees"] == "identical", f"{row['layout']}: differs from the kernel"
         print(f"{row['layout']}: median ratio {row['median_ratio']:.3f} (CPU time {row['median_cpu_ratio']:.3f}) "
               f"over {rounds} rounds", flush=True)
 
 
-def timeline(size: str, rounds: int, layouts: list[str], threads: int = 2, users_fraction: float = 1.0,
+def timeline(size: str, rounds: int, layouts: list[tuple[int, int]], threads: int = 2, users_fraction: float = 1.0,
              retain_memory: bool = False) -> None:
     """Script mode ``--timeline``: rd.similarity_topk(X, K) on a warmed cluster with each step
     timed (wall, this process's CPU seconds: client, scheduler and nannies of a LocalCluster; the
@@ -155,8 +145,8 @@ def timeline(size: str, rounds: int, layouts: list[str], threads: int = 2, users
     def clock(client):
         return time.perf_counter(), cpu_seconds(None), cpu_seconds(client) - cpu_seconds(None)
 
-    for layout in layouts:
-        workers, per_worker = map(int, layout.split("x"))
+    for workers, per_worker in layouts:
+        layout = f"{workers}x{per_worker}"
         with memory_settings(retain_memory), \
                 LocalCluster(n_workers=workers, threads_per_worker=per_worker, processes=True,
                              dashboard_address=":0") as cluster, Client(cluster) as client:
@@ -222,5 +212,5 @@ if __name__ == "__main__":
             # glibc reads these when the process starts: start it again with them
             os.execvpe(sys.executable, [sys.executable, "-m", "benchmarks.bench_distributed", *sys.argv[1:]],
                        {**os.environ, **RETAINED_MEMORY_ENVIRON})
-    (timeline if args.timeline else interleaved)(args.size, args.rounds, args.layouts.split(","), args.threads,
+    (timeline if args.timeline else interleaved)(args.size, args.rounds, parse_layouts(args.layouts), args.threads,
                                                  args.users_fraction, args.retain_memory)

@@ -75,6 +75,14 @@ def shipping(X: sp.csr_matrix, workers: int) -> dict[str, Any]:
                 task_bytes=max(csr_bytes(X[b]) for b in blocks))
 
 
+def memory_settings(retain_memory: bool):
+    """Where a benchmark's LocalClusters start: under Dask's defaults, or inside
+    :func:`recforge.distributed.cluster.retained_memory`."""
+    from recforge.distributed.cluster import retained_memory
+
+    return retained_memory() if retain_memory else nullcontext()
+
+
 def same_csr(a: sp.csr_matrix, b: sp.csr_matrix) -> bool:
     return (a.shape == b.shape and np.array_equal(a.indptr, b.indptr) and np.array_equal(a.indices, b.indices)
             and np.array_equal(a.data, b.data))
@@ -100,7 +108,6 @@ def run_distributed_benchmark(X: sp.csr_matrix, layouts: list[tuple[int, int]], 
     from distributed import Client, LocalCluster, get_task_stream
 
     import recforge.distributed as rd
-    from recforge.distributed.cluster import retained_memory
     from recforge.kernels import similarity_topk
 
     want = similarity_topk(X, K, num_threads=threads)
@@ -108,7 +115,7 @@ def run_distributed_benchmark(X: sp.csr_matrix, layouts: list[tuple[int, int]], 
     for workers, per_worker in layouts:
         row: dict[str, Any] = dict(layout=f"{workers}x{per_worker}", workers=workers, threads_per_worker=per_worker,
                                    **shipping(X, workers), rounds=[])
-        with (retained_memory() if retain_memory else nullcontext()), \
+        with memory_settings(retain_memory), \
                 LocalCluster(n_workers=workers, threads_per_worker=per_worker, processes=True,
                              dashboard_address=":0") as cluster, Client(cluster) as client:
             row["agrees"] = "identical" if same_csr(rd.similarity_topk(X, K, client=client), want) else "NO"

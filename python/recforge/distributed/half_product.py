@@ -144,10 +144,9 @@ def sharded_half_product(client: Any, X: sp.csr_matrix, k: int, exclude: sp.csr_
     def scatter_operands():
         return scatter_everywhere(client, X), None if exclude is None else scatter_everywhere(client, exclude)
 
-    with ThreadPoolExecutor(1, thread_name_prefix="recforge-scatter") as pool:
-        first_scatter = [pool.submit(scatter_operands)]
+    with ThreadPoolExecutor(1, thread_name_prefix="recforge-scatter") as pool:     # waits for it on leaving
+        first_scatter = [pool.submit(scatter_operands)]      # its error, if any, is raised in attempt
         shards = pair_ranges(X, max(len(client.nthreads()), 1), df)
-        first_scatter[0].exception()      # wait for it here (its error, if any, is raised in attempt)
 
     def attempt():
         scattered_x, scattered_ex = first_scatter.pop().result() if first_scatter else scatter_operands()
